@@ -1,0 +1,184 @@
+"""Compiled data movement for cyconv: im2col and col2im in NHWC and NCHW.
+
+These functions trust their caller (cyconv.functional): shapes, dtypes, contiguity and the
+geometry are validated there, once, before any of this runs. Compiled without bounds checks
+(unless built with CYCONV_CYTHON_DEBUG=1), so a wrong argument here is a memory error.
+
+Geometry arguments, shared by every kernel:
+  kh, kw            kernel height and width (taps)
+  sh, sw            strides
+  dh, dw            dilation as gaps between taps (document 001): tap i sits at i * (dh + 1)
+  pad_top, pad_left padding before the first row / column; the padding after is implied by the
+                    output size (out_h, out_w), which the caller computed from all four paddings
+  num_threads       OpenMP threads; the results do not depend on it
+
+Output pixel (oh, ow), tap (i, j) reads input row  ih = oh * sh - pad_top  + i * (dh + 1)
+                                      and column  iw = ow * sw - pad_left + j * (dw + 1);
+positions outside the input read pad_value (im2col) or are dropped (col2im).
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memcpy
+
+
+cdef inline Py_ssize_t _first_valid(Py_ssize_t base, Py_ssize_t stride, Py_ssize_t out) noexcept nogil:
+    """Smallest o in [0, out] with o * stride + base >= 0."""
+    if base >= 0:
+        return 0
+    return min((-base + stride - 1) // stride, out)
+
+
+cdef inline Py_ssize_t _end_valid(Py_ssize_t base, Py_ssize_t stride, Py_ssize_t size,
+                                  Py_ssize_t out) noexcept nogil:
+    """One past the largest o in [0, out) with o * stride + base < size (0 if there is none)."""
+    if base >= size:
+        return 0
+    return min((size - 1 - base) // stride + 1, out)
+
+
+def im2col_nhwc(const floating[:, :, :, ::1] x,    # IN  (N, H, W, C)
+                floating[:, ::1] cols,             # OUT (N * out_h * out_w, kh * kw * C)
+                Py_ssize_t out_h, Py_ssize_t out_w,
+                Py_ssize_t kh, Py_ssize_t kw,
+                Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t dh, Py_ssize_t dw,
+                Py_ssize_t pad_top, Py_ssize_t pad_left,
+                double pad_value, int num_threads):
+    """Row (n, oh, ow) of cols holds the patch of output pixel (oh, ow) of image n, ordered
+    (i, j, c). Each tap is a run of C contiguous values; with dw == 0 a whole kernel row is one
+    run of kw * C values. Parallel over (image, output row)."""
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t row_len = kw * C, patch_len = kh * kw * C
+    cdef Py_ssize_t n_rows = x.shape[0] * out_h
+    cdef Py_ssize_t nr, n, oh, ow, i, j, k, ih, iw0, iw, r, off
+    cdef floating pad = <floating>pad_value
+    with nogil:
+        for nr in prange(n_rows, schedule="static", num_threads=num_threads):
+            n = nr // out_h
+            oh = nr % out_h
+            for ow in range(out_w):
+                r = nr * out_w + ow
+                iw0 = ow * sw - pad_left
+                for i in range(kh):
+                    ih = oh * sh - pad_top + i * (dh + 1)
+                    off = i * row_len
+                    if ih < 0 or ih >= H:
+                        for k in range(row_len):
+                            cols[r, off + k] = pad
+                    elif dw == 0 and iw0 >= 0 and iw0 + kw <= W:
+                        memcpy(&cols[r, off], &x[n, ih, iw0, 0], row_len * sizeof(floating))
+                    else:
+                        for j in range(kw):
+                            iw = iw0 + j * (dw + 1)
+                            if iw < 0 or iw >= W:
+                                for k in range(C):
+                                    cols[r, off + j * C + k] = pad
+                            else:
+                                memcpy(&cols[r, off + j * C], &x[n, ih, iw, 0], C * sizeof(floating))
+    return None
+
+
+def col2im_nhwc(const floating[:, ::1] cols,       # IN  (N * out_h * out_w, kh * kw * C)
+                floating[:, :, :, ::1] x,          # OUT (N, H, W, C), zero on entry, summed into
+                Py_ssize_t out_h, Py_ssize_t out_w,
+                Py_ssize_t kh, Py_ssize_t kw,
+                Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t dh, Py_ssize_t dw,
+                Py_ssize_t pad_top, Py_ssize_t pad_left,
+                int num_threads):
+    """Adjoint of im2col_nhwc: every cols entry is added to the input position it was read from;
+    entries read from the padding are dropped. Parallel over images, so no two threads add to the
+    same element and the summation order is fixed."""
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t N = x.shape[0], row_len = kw * C
+    cdef Py_ssize_t n, oh, ow, i, j, k, ih, iw, r, off
+    with nogil:
+        for n in prange(N, schedule="static", num_threads=num_threads):
+            for oh in range(out_h):
+                for ow in range(out_w):
+                    r = (n * out_h + oh) * out_w + ow
+                    for i in range(kh):
+                        ih = oh * sh - pad_top + i * (dh + 1)
+                        if ih < 0 or ih >= H:
+                            continue
+                        off = i * row_len
+                        for j in range(kw):
+                            iw = ow * sw - pad_left + j * (dw + 1)
+                            if iw < 0 or iw >= W:
+                                continue
+                            for k in range(C):
+                                x[n, ih, iw, k] += cols[r, off + j * C + k]
+    return None
+
+
+def im2col_nchw(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W)
+                floating[:, :, ::1] cols,          # OUT (N, C * kh * kw, out_h * out_w)
+                Py_ssize_t out_h, Py_ssize_t out_w,
+                Py_ssize_t kh, Py_ssize_t kw,
+                Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t dh, Py_ssize_t dw,
+                Py_ssize_t pad_top, Py_ssize_t pad_left,
+                double pad_value, int num_threads):
+    """Row (c, i, j) of cols[n] holds tap (i, j) of channel c at every output pixel, ordered
+    (oh, ow). Parallel over (image, channel)."""
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t n_planes = x.shape[0] * C
+    cdef Py_ssize_t nc, n, c, i, j, row, oh, ow, ih, base, lo, hi, col0
+    cdef floating pad = <floating>pad_value
+    with nogil:
+        for nc in prange(n_planes, schedule="static", num_threads=num_threads):
+            n = nc // C
+            c = nc % C
+            for i in range(kh):
+                for j in range(kw):
+                    row = (c * kh + i) * kw + j
+                    base = j * (dw + 1) - pad_left
+                    lo = _first_valid(base, sw, out_w)
+                    hi = max(_end_valid(base, sw, W, out_w), lo)
+                    for oh in range(out_h):
+                        ih = oh * sh - pad_top + i * (dh + 1)
+                        col0 = oh * out_w
+                        if ih < 0 or ih >= H:
+                            for ow in range(out_w):
+                                cols[n, row, col0 + ow] = pad
+                            continue
+                        for ow in range(lo):
+                            cols[n, row, col0 + ow] = pad
+                        for ow in range(lo, hi):
+                            cols[n, row, col0 + ow] = x[n, c, ih, ow * sw + base]
+                        for ow in range(hi, out_w):
+                            cols[n, row, col0 + ow] = pad
+    return None
+
+
+def col2im_nchw(const floating[:, :, ::1] cols,    # IN  (N, C * kh * kw, out_h * out_w)
+                floating[:, :, :, ::1] x,          # OUT (N, C, H, W), zero on entry, summed into
+                Py_ssize_t out_h, Py_ssize_t out_w,
+                Py_ssize_t kh, Py_ssize_t kw,
+                Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t dh, Py_ssize_t dw,
+                Py_ssize_t pad_top, Py_ssize_t pad_left,
+                int num_threads):
+    """Adjoint of im2col_nchw. Parallel over (image, channel): each thread owns whole input
+    planes, so there are no races and the summation order is fixed."""
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t n_planes = x.shape[0] * C
+    cdef Py_ssize_t nc, n, c, i, j, row, oh, ow, ih, base, lo, hi, col0
+    with nogil:
+        for nc in prange(n_planes, schedule="static", num_threads=num_threads):
+            n = nc // C
+            c = nc % C
+            for i in range(kh):
+                for j in range(kw):
+                    row = (c * kh + i) * kw + j
+                    base = j * (dw + 1) - pad_left
+                    lo = _first_valid(base, sw, out_w)
+                    hi = _end_valid(base, sw, W, out_w)
+                    for oh in range(out_h):
+                        ih = oh * sh - pad_top + i * (dh + 1)
+                        if ih < 0 or ih >= H:
+                            continue
+                        col0 = oh * out_w
+                        for ow in range(lo, hi):
+                            x[n, c, ih, ow * sw + base] += cols[n, row, col0 + ow]
+    return None

@@ -1,0 +1,183 @@
+"""2-D convolution on arrays: forward, backward, im2col and col2im, in NHWC or NCHW.
+
+Every function validates its arguments (cyconv.validation, cyconv.geometry), moves data with the
+compiled kernels (cyconv._kernels) and multiplies with NumPy's BLAS. No state.
+
+Shapes, with K = kh * kw * C taps per output pixel and P = OH * OW output pixels per image:
+
+  layout  x             kernel          y               cols
+  NHWC    (N, H, W, C)  (F, kh, kw, C)  (N, OH, OW, F)  (N * P, K), columns ordered (kh, kw, C)
+  NCHW    (N, C, H, W)  (F, C, kh, kw)  (N, F, OH, OW)  (N, K, P),  rows ordered (C, kh, kw)
+
+so that the kernel reshaped to (F, K) multiplies cols directly: y = cols @ Wm.T (NHWC, already the
+NHWC output) or y[n] = Wm @ cols[n] (NCHW, already the NCHW output). Large batches are processed
+in chunks of images whose cols fit in cyconv.config.get_max_workspace() bytes.
+
+Dilation d is document 001's: d gaps between taps, 0 is the ordinary kernel (PyTorch's d + 1).
+"""
+import numpy as np
+
+from . import _kernels, config
+from .validation import (
+    compute_dtype,
+    conv_problem,
+    grad_output,
+    in_layout,
+    layout_name,
+    nhwc_order,
+    patch_geometry,
+    real_array,
+    real_scalar,
+)
+
+
+def _cols_shape(n, c, geometry, layout):
+    taps = geometry.patch_size * c
+    pixels = geometry.out_h * geometry.out_w
+    return (n * pixels, taps) if layout == "NHWC" else (n, taps, pixels)
+
+
+def _im2col(x, geometry, layout, pad_value):
+    """cols of x (C-contiguous, float32/float64, validated); a view of x for a pointwise geometry."""
+    n, _, _, c = nhwc_order(x.shape, layout)
+    shape = _cols_shape(n, c, geometry, layout)
+    if geometry.is_pointwise:
+        return x.reshape(shape)
+    cols = np.empty(shape, dtype=x.dtype)
+    im2col_kernel = _kernels.im2col_nhwc if layout == "NHWC" else _kernels.im2col_nchw
+    im2col_kernel(x, cols, *geometry.kernel_args(), pad_value, config.get_num_threads())
+    return cols
+
+
+def _col2im_add(cols, out, geometry, layout):
+    """Add cols into out (C-contiguous, validated), the adjoint of _im2col."""
+    if geometry.is_pointwise:
+        out += cols.reshape(out.shape)
+        return
+    col2im_kernel = _kernels.col2im_nhwc if layout == "NHWC" else _kernels.col2im_nchw
+    col2im_kernel(cols, out, *geometry.kernel_args(), config.get_num_threads())
+
+
+def _image_chunks(problem):
+    """(start, stop) ranges of images whose cols fit in the workspace limit (at least one image)."""
+    n = problem.batch
+    if problem.geometry.is_pointwise:
+        return [(0, n)]
+    taps, pixels = problem.geometry.patch_size * problem.channels, problem.geometry.out_h * problem.geometry.out_w
+    per_image = max(taps * pixels * problem.dtype.itemsize, 1)
+    step = max(1, config.get_max_workspace() // per_image)
+    return [(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def _forward(problem):
+    g = problem.geometry
+    f, pixels = problem.filters, g.out_h * g.out_w
+    wm = problem.kernel.reshape(f, -1)
+    if problem.layout == "NHWC":
+        y = np.empty((problem.batch * pixels, f), dtype=problem.dtype)
+        for lo, hi in _image_chunks(problem):
+            cols = _im2col(problem.x[lo:hi], g, "NHWC", problem.pad_value)
+            np.matmul(cols, wm.T, out=y[lo * pixels:hi * pixels])
+        if problem.bias is not None:
+            y += problem.bias
+    else:
+        y = np.empty((problem.batch, f, pixels), dtype=problem.dtype)
+        for lo, hi in _image_chunks(problem):
+            cols = _im2col(problem.x[lo:hi], g, "NCHW", problem.pad_value)
+            np.matmul(wm, cols, out=y[lo:hi])
+        if problem.bias is not None:
+            y += problem.bias[:, None]
+    return y.reshape(problem.output_shape)
+
+
+def _backward(problem, grad_y):
+    g = problem.geometry
+    f, pixels = problem.filters, g.out_h * g.out_w
+    wm = problem.kernel.reshape(f, -1)
+    grad_x = np.zeros_like(problem.x)
+    grad_wm = np.zeros_like(wm)
+    if problem.layout == "NHWC":
+        gy = grad_y.reshape(problem.batch * pixels, f)
+        grad_bias = gy.sum(axis=0)
+        for lo, hi in _image_chunks(problem):
+            cols = _im2col(problem.x[lo:hi], g, "NHWC", problem.pad_value)
+            gy_chunk = gy[lo * pixels:hi * pixels]
+            grad_wm += gy_chunk.T @ cols
+            _col2im_add(gy_chunk @ wm, grad_x[lo:hi], g, "NHWC")
+    else:
+        gy = grad_y.reshape(problem.batch, f, pixels)
+        grad_bias = gy.sum(axis=(0, 2))
+        for lo, hi in _image_chunks(problem):
+            cols = _im2col(problem.x[lo:hi], g, "NCHW", problem.pad_value)
+            gy_chunk = gy[lo:hi]
+            grad_wm += np.tensordot(gy_chunk, cols, axes=([0, 2], [0, 2]))
+            _col2im_add(np.matmul(wm.T, gy_chunk), grad_x[lo:hi], g, "NCHW")
+    return grad_x, grad_wm.reshape(problem.kernel.shape), grad_bias
+
+
+def conv2d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, layout="NHWC", pad_value=0.0):
+    """2-D convolution (cross-correlation, as in every deep-learning framework).
+
+    x          (N, H, W, C) for layout "NHWC", (N, C, H, W) for "NCHW"
+    kernel     (F, kh, kw, C) for "NHWC", (F, C, kh, kw) for "NCHW"
+    bias       (F,) or None
+    strides    int or (sh, sw), >= 1
+    dilations  int or (dh, dw), >= 0: gaps between taps, 0 = ordinary kernel (PyTorch's d + 1)
+    padding    "SAME" | "VALID" | int | (ph, pw) | ((top, bottom), (left, right)); SAME is
+               TensorFlow's rule (the odd pixel of padding goes bottom / right)
+    pad_value  the value of the padded border (default 0)
+
+    Returns y, (N, OH, OW, F) for "NHWC" or (N, F, OH, OW) for "NCHW", float32 when the inputs are
+    float32, float64 otherwise:
+        y[n, oh, ow, f] = bias[f] + sum_{i, j, c} xpad[n, oh*sh + i*(dh+1), ow*sw + j*(dw+1), c]
+                                                  * kernel[f, i, j, c]
+    """
+    return _forward(conv_problem(x, kernel, bias, strides, dilations, padding, layout, pad_value))
+
+
+def conv2d_backward(grad_y, x, kernel, strides=1, dilations=0, padding="VALID", *, layout="NHWC",
+                    pad_value=0.0):
+    """Gradients of conv2d with respect to x, kernel and bias, given grad_y = dL/dy.
+
+    Arguments as for conv2d; grad_y has the shape of conv2d's output. Returns
+    (grad_x, grad_kernel, grad_bias) shaped like x, kernel and (F,).
+    """
+    problem = conv_problem(x, kernel, None, strides, dilations, padding, layout, pad_value)
+    return _backward(problem, grad_output(grad_y, problem))
+
+
+def im2col(x, kernel_size, strides=1, dilations=0, padding="VALID", *, layout="NHWC", pad_value=0.0):
+    """The patches of x under a kernel of kernel_size = (kh, kw) (or an int), as a new array.
+
+    NHWC: x (N, H, W, C) -> cols (N * OH * OW, kh * kw * C), row (n, oh, ow), column (i, j, c).
+    NCHW: x (N, C, H, W) -> cols (N, C * kh * kw, OH * OW), row (c, i, j), column (oh, ow).
+    Positions in the padding read pad_value.
+    """
+    layout = layout_name(layout)
+    x = real_array("x", x, 4)
+    _, geometry = patch_geometry(x.shape, kernel_size, strides, dilations, padding, layout)
+    x = np.ascontiguousarray(x, dtype=compute_dtype(x))
+    cols = _im2col(x, geometry, layout, real_scalar("pad_value", pad_value))
+    return cols.copy() if cols.base is not None else cols
+
+
+def col2im(cols, input_shape, kernel_size, strides=1, dilations=0, padding="VALID", *, layout="NHWC"):
+    """The adjoint of im2col: sums every entry of cols into the input position it was read from.
+
+    cols has the shape im2col gives for an input of input_shape ((N, H, W, C) for NHWC,
+    (N, C, H, W) for NCHW); entries that im2col read from the padding are dropped.
+    Returns an array of input_shape.
+    """
+    layout = layout_name(layout)
+    (n, h, w, c), geometry = patch_geometry(input_shape, kernel_size, strides, dilations, padding, layout)
+    expected = _cols_shape(n, c, geometry, layout)
+    cols = real_array("cols", cols, len(expected))
+    if cols.shape != expected:
+        raise ValueError(
+            f"cols must have shape {expected} for input_shape {tuple(input_shape)} in layout {layout}, "
+            f"got {cols.shape}"
+        )
+    cols = np.ascontiguousarray(cols, dtype=compute_dtype(cols))
+    out = np.zeros(in_layout(n, h, w, c, layout), dtype=cols.dtype)
+    _col2im_add(cols, out, geometry, layout)
+    return out

@@ -1,0 +1,153 @@
+"""The shape arithmetic of a 2-D convolution, and the validation of its scalar arguments.
+
+Every output-size rule in cyconv is in `conv_geometry`; nothing else computes an output size.
+
+Conventions (see DESIGN.md):
+  dilation d   d gaps between kernel taps (document 001): d = 0 is the ordinary kernel, and the
+               effective extent is (k - 1) * (d + 1) + 1. PyTorch's / TensorFlow's dilation is d + 1.
+  "SAME"       TensorFlow's rule: out = ceil(in / stride), total padding
+               max((out - 1) * stride + extent - in, 0), the smaller half before (top / left),
+               the larger half after (bottom / right).
+  "VALID"      no padding: out = (in - extent) // stride + 1; an input smaller than the extent is
+               an error.
+  explicit     an int p, a pair (ph, pw), or ((top, bottom), (left, right)).
+"""
+from dataclasses import dataclass
+from numbers import Integral
+
+# Every size, stride, dilation and padding is below this, so products of two of them fit in the
+# kernels' 64-bit index arithmetic.
+MAX_INDEX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A validated convolution over one spatial plane: sizes in pixels, dilation as gaps."""
+
+    in_h: int
+    in_w: int
+    kernel_h: int
+    kernel_w: int
+    stride_h: int
+    stride_w: int
+    dilation_h: int
+    dilation_w: int
+    pad_top: int
+    pad_bottom: int
+    pad_left: int
+    pad_right: int
+    out_h: int
+    out_w: int
+
+    @property
+    def patch_size(self):
+        """Taps per channel, kh * kw."""
+        return self.kernel_h * self.kernel_w
+
+    @property
+    def is_pointwise(self):
+        """A 1x1 kernel at stride 1 without padding: im2col is the identity."""
+        return (self.kernel_h, self.kernel_w, self.stride_h, self.stride_w) == (1, 1, 1, 1) and not any(
+            (self.pad_top, self.pad_bottom, self.pad_left, self.pad_right)
+        )
+
+    def kernel_args(self):
+        """The geometry arguments every kernel in cyconv._kernels takes, in its order."""
+        return (
+            self.out_h, self.out_w, self.kernel_h, self.kernel_w, self.stride_h, self.stride_w,
+            self.dilation_h, self.dilation_w, self.pad_top, self.pad_left,
+        )
+
+
+def integer(name, value, minimum, maximum=MAX_INDEX):
+    """`value` as a Python int in [minimum, maximum]; bool and float are TypeErrors."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
+    value = int(value)
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}], got {value}")
+    return value
+
+
+def pair(name, value, minimum):
+    """An int or a sequence of two ints, each >= minimum, as a tuple (height, width)."""
+    if not _is_sequence(value):
+        v = integer(name, value, minimum)
+        return (v, v)
+    if len(value) != 2:
+        raise ValueError(f"{name} must be an int or a pair (height, width), got {value!r}")
+    return (integer(f"{name}[0]", value[0], minimum), integer(f"{name}[1]", value[1], minimum))
+
+
+def _is_sequence(value):
+    return hasattr(value, "__len__") and not isinstance(value, (str, bytes))
+
+
+def _explicit_padding(padding):
+    """((top, bottom), (left, right)) from an int, (ph, pw) or ((top, bottom), (left, right))."""
+    if _is_sequence(padding) and len(padding) == 2 and all(_is_sequence(p) for p in padding):
+        return pair("padding[0]", padding[0], 0), pair("padding[1]", padding[1], 0)
+    ph, pw = pair("padding", padding, 0)
+    return (ph, ph), (pw, pw)
+
+
+def _same_padding(size, extent, stride):
+    """TensorFlow's SAME rule on one axis: (out, before, after)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + extent - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def _padded_output(axis, size, extent, stride, before, after, require_exact):
+    """out = (size + before + after - extent) // stride + 1, after checking the kernel fits."""
+    span = size + before + after - extent
+    if span < 0:
+        raise ValueError(
+            f"the input {axis} {size} with padding ({before}, {after}) is smaller than the dilated "
+            f"kernel {axis} {extent}; expected an input {axis} of at least {extent - before - after}"
+        )
+    if require_exact and span % stride:
+        raise ValueError(
+            f"invalid dimensions: output {axis} ({size} - {extent} + {before + after}) / {stride} + 1 "
+            f"= {span / stride + 1} is not an integer; choose padding or stride so that it is"
+        )
+    return span // stride + 1
+
+
+def conv_geometry(in_hw, kernel_hw, strides=1, dilations=0, padding="VALID", *, require_exact=False):
+    """Validate the scalar arguments of a convolution and compute its output size.
+
+    in_hw, kernel_hw  (height, width) of the input and of the kernel (taps), each >= 1
+    strides           int or (sh, sw), each >= 1
+    dilations         int or (dh, dw), each >= 0: gaps between taps (0 = ordinary kernel)
+    padding           'SAME' | 'VALID' (any case) | int | (ph, pw) | ((top, bottom), (left, right))
+    require_exact     documents 000 / 002: an explicit padding whose output size
+                      (in - extent + pads) / stride + 1 is not an integer is an error
+    """
+    in_h, in_w = pair("input size", in_hw, 1)
+    kernel_h, kernel_w = pair("kernel_size", kernel_hw, 1)
+    stride_h, stride_w = pair("strides", strides, 1)
+    dil_h, dil_w = pair("dilations", dilations, 0)
+    extent_h = (kernel_h - 1) * (dil_h + 1) + 1
+    extent_w = (kernel_w - 1) * (dil_w + 1) + 1
+
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode == "SAME":
+            out_h, top, bottom = _same_padding(in_h, extent_h, stride_h)
+            out_w, left, right = _same_padding(in_w, extent_w, stride_w)
+            return Geometry(in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, dil_h, dil_w,
+                            top, bottom, left, right, out_h, out_w)
+        if mode != "VALID":
+            raise ValueError(
+                f"padding must be 'SAME', 'VALID', an int, (ph, pw) or ((top, bottom), (left, right)), "
+                f"got {padding!r}"
+            )
+        (top, bottom), (left, right) = (0, 0), (0, 0)
+    else:
+        (top, bottom), (left, right) = _explicit_padding(padding)
+
+    out_h = _padded_output("height", in_h, extent_h, stride_h, top, bottom, require_exact)
+    out_w = _padded_output("width", in_w, extent_w, stride_w, left, right, require_exact)
+    return Geometry(in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, dil_h, dil_w,
+                    top, bottom, left, right, out_h, out_w)

@@ -1,0 +1,162 @@
+"""Validation of the arrays handed to cyconv, and the dtype policy.
+
+Every public entry point calls these before any compiled kernel runs; the kernels trust what they
+produce (contiguous arrays of one float dtype, shapes that agree with a `Geometry`).
+
+dtype policy: float32 (and float16) inputs are computed in float32; anything else that is real
+(float64, integers) in float64. bool, complex, object, string and structured data, and long double,
+are TypeErrors.
+"""
+from dataclasses import dataclass
+from numbers import Real
+
+import numpy as np
+
+from .geometry import Geometry, conv_geometry, integer
+
+LAYOUTS = ("NHWC", "NCHW")
+
+
+def layout_name(layout):
+    """'NHWC' or 'NCHW' (any case accepted)."""
+    if not isinstance(layout, str) or layout.upper() not in LAYOUTS:
+        raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}")
+    return layout.upper()
+
+
+def real_array(name, value, ndim):
+    """`value` as an ndarray of real numbers with `ndim` dimensions (its dtype unchanged)."""
+    if value is None:
+        raise TypeError(f"{name} must be a {ndim}-D array of real numbers, got None")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise TypeError(f"{name} must be a {ndim}-D array of real numbers, got {value!r:.80} ({error})") from None
+    if array.dtype.kind not in "iuf" or array.dtype.itemsize > 8:
+        raise TypeError(
+            f"{name} must hold real numbers (float32, float64 or integers), got dtype {array.dtype}"
+        )
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {array.shape} ({array.ndim}-D)")
+    return array
+
+
+def compute_dtype(*arrays):
+    """float32 when every array is float16/float32, float64 otherwise."""
+    if all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in arrays):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def real_scalar(name, value):
+    """A real number (int or float, not bool) as a Python float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def nhwc_order(shape, layout):
+    """(N, H, W, C) from the shape of a 4-D array in `layout`."""
+    if layout == "NHWC":
+        return tuple(shape)
+    n, c, h, w = shape
+    return (n, h, w, c)
+
+
+def in_layout(n, h, w, c, layout):
+    """The 4-D shape (n, h, w, c) written in `layout`."""
+    return (n, h, w, c) if layout == "NHWC" else (n, c, h, w)
+
+
+@dataclass(frozen=True)
+class ConvProblem:
+    """A validated conv2d call: arrays converted to one float dtype, C-contiguous in `layout`.
+
+    x       (N, H, W, C) or (N, C, H, W)
+    kernel  (F, kh, kw, C) or (F, C, kh, kw)
+    bias    (F,) or None
+    """
+
+    x: np.ndarray
+    kernel: np.ndarray
+    bias: object
+    geometry: Geometry
+    layout: str
+    pad_value: float
+
+    @property
+    def dtype(self):
+        return self.x.dtype
+
+    @property
+    def batch(self):
+        return self.x.shape[0]
+
+    @property
+    def filters(self):
+        return self.kernel.shape[0]
+
+    @property
+    def channels(self):
+        return nhwc_order(self.x.shape, self.layout)[3]
+
+    @property
+    def output_shape(self):
+        g = self.geometry
+        return in_layout(self.batch, g.out_h, g.out_w, self.filters, self.layout)
+
+
+def conv_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", layout="NHWC",
+                 pad_value=0.0, *, require_exact=False):
+    """Check every argument of a conv2d call; return the ConvProblem the kernels can trust."""
+    layout = layout_name(layout)
+    x = real_array("x", x, 4)
+    kernel = real_array("kernel", kernel, 4)
+    n, h, w, c = nhwc_order(x.shape, layout)
+    f, kh, kw, kc = nhwc_order(kernel.shape, layout)
+    kernel_layout = "(F, kh, kw, C)" if layout == "NHWC" else "(F, C, kh, kw)"
+    if f < 1:
+        raise ValueError(f"kernel must have at least one filter, got kernel shape {kernel.shape}")
+    if c < 1:
+        raise ValueError(f"x must have at least one channel, got x shape {x.shape} in layout {layout}")
+    if kc != c:
+        raise ValueError(
+            f"kernel has {kc} input channels but x has {c}: kernel shape {kernel.shape} is "
+            f"{kernel_layout} in layout {layout}, x shape {x.shape}"
+        )
+    arrays = [x, kernel]
+    if bias is not None:
+        bias = real_array("bias", bias, 1)
+        if bias.shape != (f,):
+            raise ValueError(f"bias must have shape ({f},) (one value per filter), got {bias.shape}")
+        arrays.append(bias)
+    geometry = conv_geometry((h, w), (kh, kw), strides, dilations, padding, require_exact=require_exact)
+    dtype = compute_dtype(*arrays)
+    return ConvProblem(
+        x=np.ascontiguousarray(x, dtype=dtype),
+        kernel=np.ascontiguousarray(kernel, dtype=dtype),
+        bias=None if bias is None else np.ascontiguousarray(bias, dtype=dtype),
+        geometry=geometry,
+        layout=layout,
+        pad_value=real_scalar("pad_value", pad_value),
+    )
+
+
+def grad_output(grad_y, problem):
+    """`grad_y` checked against the output shape of `problem`, in its dtype, C-contiguous."""
+    grad_y = real_array("grad_y", grad_y, 4)
+    if grad_y.shape != problem.output_shape:
+        raise ValueError(
+            f"grad_y must have the output's shape {problem.output_shape} ({problem.layout}), "
+            f"got {grad_y.shape}"
+        )
+    return np.ascontiguousarray(grad_y, dtype=problem.dtype)
+
+
+def patch_geometry(input_shape, kernel_size, strides, dilations, padding, layout):
+    """(N, H, W, C) and the Geometry of an im2col / col2im call on inputs of `input_shape`."""
+    if not hasattr(input_shape, "__len__") or len(input_shape) != 4:
+        raise ValueError(f"input_shape must be a 4-D shape in layout {layout}, got {input_shape!r}")
+    sizes = [integer(f"input_shape[{i}]", size, 1 if i else 0) for i, size in enumerate(input_shape)]
+    n, h, w, c = nhwc_order(sizes, layout)
+    return (n, h, w, c), conv_geometry((h, w), kernel_size, strides, dilations, padding)
