@@ -87,27 +87,30 @@ def col2im_nhwc(const floating[:, ::1] cols,       # IN  (N * out_h * out_w, kh 
                 Py_ssize_t pad_top, Py_ssize_t pad_left,
                 int num_threads):
     """Adjoint of im2col_nhwc: every cols entry is added to the input position it was read from;
-    entries read from the padding are dropped. Parallel over images, so no two threads add to the
-    same element and the summation order is fixed."""
+    entries read from the padding are dropped. Parallel over (image, input row): each input row
+    gathers from the output rows that read it, so no two threads write the same element and the
+    summation order does not depend on the thread count."""
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef Py_ssize_t N = x.shape[0], row_len = kw * C
-    cdef Py_ssize_t n, oh, ow, i, j, k, ih, iw, r, off
+    cdef Py_ssize_t n_rows = x.shape[0] * H, row_len = kw * C
+    cdef Py_ssize_t nh, n, ih, oh, ow, i, j, k, t, iw, r, off
     with nogil:
-        for n in prange(N, schedule="static", num_threads=num_threads):
-            for oh in range(out_h):
+        for nh in prange(n_rows, schedule="static", num_threads=num_threads):
+            n = nh // H
+            ih = nh % H
+            for i in range(kh):
+                t = ih + pad_top - i * (dh + 1)  # = oh * sh for the output row oh that reads ih
+                if t < 0 or t % sh != 0 or t // sh >= out_h:
+                    continue
+                oh = t // sh
+                off = i * row_len
                 for ow in range(out_w):
                     r = (n * out_h + oh) * out_w + ow
-                    for i in range(kh):
-                        ih = oh * sh - pad_top + i * (dh + 1)
-                        if ih < 0 or ih >= H:
+                    for j in range(kw):
+                        iw = ow * sw - pad_left + j * (dw + 1)
+                        if iw < 0 or iw >= W:
                             continue
-                        off = i * row_len
-                        for j in range(kw):
-                            iw = ow * sw - pad_left + j * (dw + 1)
-                            if iw < 0 or iw >= W:
-                                continue
-                            for k in range(C):
-                                x[n, ih, iw, k] += cols[r, off + j * C + k]
+                        for k in range(C):
+                            x[n, ih, iw, k] += cols[r, off + j * C + k]
     return None
 
 
@@ -120,34 +123,35 @@ def im2col_nchw(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W)
                 Py_ssize_t pad_top, Py_ssize_t pad_left,
                 double pad_value, int num_threads):
     """Row (c, i, j) of cols[n] holds tap (i, j) of channel c at every output pixel, ordered
-    (oh, ow). Parallel over (image, channel)."""
+    (oh, ow). Parallel over the rows of cols."""
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t n_planes = x.shape[0] * C
-    cdef Py_ssize_t nc, n, c, i, j, row, oh, ow, ih, base, lo, hi, col0
+    cdef Py_ssize_t taps = C * kh * kw
+    cdef Py_ssize_t n_rows = x.shape[0] * taps
+    cdef Py_ssize_t nrow, n, row, c, i, j, oh, ow, ih, base, lo, hi, col0
     cdef floating pad = <floating>pad_value
     with nogil:
-        for nc in prange(n_planes, schedule="static", num_threads=num_threads):
-            n = nc // C
-            c = nc % C
-            for i in range(kh):
-                for j in range(kw):
-                    row = (c * kh + i) * kw + j
-                    base = j * (dw + 1) - pad_left
-                    lo = _first_valid(base, sw, out_w)
-                    hi = max(_end_valid(base, sw, W, out_w), lo)
-                    for oh in range(out_h):
-                        ih = oh * sh - pad_top + i * (dh + 1)
-                        col0 = oh * out_w
-                        if ih < 0 or ih >= H:
-                            for ow in range(out_w):
-                                cols[n, row, col0 + ow] = pad
-                            continue
-                        for ow in range(lo):
-                            cols[n, row, col0 + ow] = pad
-                        for ow in range(lo, hi):
-                            cols[n, row, col0 + ow] = x[n, c, ih, ow * sw + base]
-                        for ow in range(hi, out_w):
-                            cols[n, row, col0 + ow] = pad
+        for nrow in prange(n_rows, schedule="static", num_threads=num_threads):
+            n = nrow // taps
+            row = nrow % taps
+            c = row // (kh * kw)
+            i = (row // kw) % kh
+            j = row % kw
+            base = j * (dw + 1) - pad_left
+            lo = _first_valid(base, sw, out_w)
+            hi = max(_end_valid(base, sw, W, out_w), lo)
+            for oh in range(out_h):
+                ih = oh * sh - pad_top + i * (dh + 1)
+                col0 = oh * out_w
+                if ih < 0 or ih >= H:
+                    for ow in range(out_w):
+                        cols[n, row, col0 + ow] = pad
+                    continue
+                for ow in range(lo):
+                    cols[n, row, col0 + ow] = pad
+                for ow in range(lo, hi):
+                    cols[n, row, col0 + ow] = x[n, c, ih, ow * sw + base]
+                for ow in range(hi, out_w):
+                    cols[n, row, col0 + ow] = pad
     return None
 
 
@@ -159,26 +163,29 @@ def col2im_nchw(const floating[:, :, ::1] cols,    # IN  (N, C * kh * kw, out_h 
                 Py_ssize_t dh, Py_ssize_t dw,
                 Py_ssize_t pad_top, Py_ssize_t pad_left,
                 int num_threads):
-    """Adjoint of im2col_nchw. Parallel over (image, channel): each thread owns whole input
-    planes, so there are no races and the summation order is fixed."""
+    """Adjoint of im2col_nchw. Parallel over (image, channel, input row): each input row gathers
+    from the output rows that read it, so there are no races and the summation order does not
+    depend on the thread count."""
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t n_planes = x.shape[0] * C
-    cdef Py_ssize_t nc, n, c, i, j, row, oh, ow, ih, base, lo, hi, col0
+    cdef Py_ssize_t n_rows = x.shape[0] * C * H
+    cdef Py_ssize_t nch, nc, n, c, ih, i, j, t, row, oh, ow, base, lo, hi, col0
     with nogil:
-        for nc in prange(n_planes, schedule="static", num_threads=num_threads):
+        for nch in prange(n_rows, schedule="static", num_threads=num_threads):
+            nc = nch // H
+            ih = nch % H
             n = nc // C
             c = nc % C
             for i in range(kh):
+                t = ih + pad_top - i * (dh + 1)  # = oh * sh for the output row oh that reads ih
+                if t < 0 or t % sh != 0 or t // sh >= out_h:
+                    continue
+                oh = t // sh
+                col0 = oh * out_w
                 for j in range(kw):
                     row = (c * kh + i) * kw + j
                     base = j * (dw + 1) - pad_left
                     lo = _first_valid(base, sw, out_w)
                     hi = _end_valid(base, sw, W, out_w)
-                    for oh in range(out_h):
-                        ih = oh * sh - pad_top + i * (dh + 1)
-                        if ih < 0 or ih >= H:
-                            continue
-                        col0 = oh * out_w
-                        for ow in range(lo, hi):
-                            x[n, c, ih, ow * sw + base] += cols[n, row, col0 + ow]
+                    for ow in range(lo, hi):
+                        x[n, c, ih, ow * sw + base] += cols[n, row, col0 + ow]
     return None
