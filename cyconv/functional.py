@@ -31,6 +31,15 @@ from .validation import (
 )
 
 
+# Below this many cols elements a kernel runs on one thread: starting and joining an OpenMP team
+# costs more than the copy, and on a busy machine spinning threads make it far worse.
+PARALLEL_MIN_ELEMENTS = 1 << 16
+
+
+def _threads_for(cols):
+    return config.get_num_threads() if cols.size >= PARALLEL_MIN_ELEMENTS else 1
+
+
 def _cols_shape(n, c, geometry, layout):
     taps = geometry.patch_size * c
     pixels = geometry.out_h * geometry.out_w
@@ -45,7 +54,7 @@ def _im2col(x, geometry, layout, pad_value):
         return x.reshape(shape)
     cols = np.empty(shape, dtype=x.dtype)
     im2col_kernel = _kernels.im2col_nhwc if layout == "NHWC" else _kernels.im2col_nchw
-    im2col_kernel(x, cols, *geometry.kernel_args(), pad_value, config.get_num_threads())
+    im2col_kernel(x, cols, *geometry.kernel_args(), pad_value, _threads_for(cols))
     return cols
 
 
@@ -55,7 +64,7 @@ def _col2im_add(cols, out, geometry, layout):
         out += cols.reshape(out.shape)
         return
     col2im_kernel = _kernels.col2im_nhwc if layout == "NHWC" else _kernels.col2im_nchw
-    col2im_kernel(cols, out, *geometry.kernel_args(), config.get_num_threads())
+    col2im_kernel(cols, out, *geometry.kernel_args(), _threads_for(cols))
 
 
 def _image_chunks(problem):
