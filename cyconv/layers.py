@@ -1,8 +1,9 @@
 """Stateful convolution layers: they hold weights, cache what backward needs, expose gradients."""
 import numpy as np
 
+from .compat import conv_backward, conv_forward
 from .functional import conv2d, conv2d_backward
-from .geometry import integer
+from .geometry import conv_geometry, integer
 from .validation import patch_geometry, real_array
 
 
@@ -94,3 +95,87 @@ class Convolution:
         grad_x, self.kernel_grad, grad_bias = conv2d_backward(grad_y, self._x, self._kernel, **self._conv_args())
         self.bias_grad = grad_bias if self.bias is not None else None
         return grad_x
+
+
+class Conv:
+    """Document 000's convolution layer, NCHW.
+
+    conv = Conv(X_dim, n_filter, h_filter, w_filter, stride, padding, *, seed=None)
+    X_dim     (C, H, W) of one input image; forward accepts any batch size N
+    n_filter  F, the number of output channels
+    h_filter, w_filter  the kernel size
+    stride    int or (sh, sw), >= 1
+    padding   zeros on every border: int (as in the document), (ph, pw) or ((top, bottom), (left, right))
+
+    The output size h_out = (H - h_filter + 2 * padding) / stride + 1 (likewise w_out) must be an
+    integer: anything else is a ValueError, as in the document.
+
+    conv.W        (F, C, h_filter, w_filter) float64, randn / sqrt(F / 2) drawn from `seed`
+    conv.b        (F, 1) float64 zeros
+    conv.params   [conv.W, conv.b], the same arrays the layer computes with: in-place updates
+                  (conv.W -= lr * dW) and assignments (conv.W = new) are both seen by forward
+    conv.out_dim  (F, h_out, w_out); also conv.h_out, conv.w_out
+    out = conv.forward(X)              X (N, C, H, W) -> out (N, F, h_out, w_out)
+    dX, [dW, db] = conv.backward(dout) dout (N, F, h_out, w_out) of the last forward; dX shaped
+                                       like X, dW like W, db (F, 1)
+    """
+
+    def __init__(self, X_dim, n_filter, h_filter, w_filter, stride, padding, *, seed=None):
+        if not hasattr(X_dim, "__len__") or len(X_dim) != 3:
+            raise ValueError(f"X_dim must be (C, H, W), the shape of one input image, got {X_dim!r}")
+        self.d_X, self.h_X, self.w_X = (integer(f"X_dim[{i}]", size, 1) for i, size in enumerate(X_dim))
+        self.n_filter = integer("n_filter", n_filter, 1)
+        self.h_filter = integer("h_filter", h_filter, 1)
+        self.w_filter = integer("w_filter", w_filter, 1)
+        self.stride, self.padding = stride, padding
+        geometry = conv_geometry((self.h_X, self.w_X), (self.h_filter, self.w_filter), stride, 0, padding,
+                                 require_exact=True)
+        self.h_out, self.w_out = geometry.out_h, geometry.out_w
+        self.out_dim = (self.n_filter, self.h_out, self.w_out)
+        W_shape = (self.n_filter, self.d_X, self.h_filter, self.w_filter)
+        W = np.random.default_rng(seed).standard_normal(W_shape) / np.sqrt(self.n_filter / 2.0)
+        self.params = [W, np.zeros((self.n_filter, 1))]
+        self._cache = None
+
+    @property
+    def W(self):
+        """The filters, (n_filter, C, h_filter, w_filter); the same array as params[0]."""
+        return self.params[0]
+
+    @W.setter
+    def W(self, value):
+        self.params[0] = self._parameter("W", value, (self.n_filter, self.d_X, self.h_filter, self.w_filter))
+
+    @property
+    def b(self):
+        """The bias, (n_filter, 1); the same array as params[1]."""
+        return self.params[1]
+
+    @b.setter
+    def b(self, value):
+        self.params[1] = self._parameter("b", value, (self.n_filter, 1))
+
+    @staticmethod
+    def _parameter(name, value, shape):
+        if np.shape(value) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {np.shape(value)}")
+        return real_array(name, value, len(shape))
+
+    def forward(self, X):
+        """out = conv(X): X (N, C, H, W) with this layer's C, H, W -> (N, n_filter, h_out, w_out)."""
+        X = real_array("X", X, 4)
+        if X.shape[1:] != (self.d_X, self.h_X, self.w_X):
+            raise ValueError(
+                f"X must have shape (N, {self.d_X}, {self.h_X}, {self.w_X}) (N, C, H, W) for this layer, "
+                f"got {X.shape}"
+            )
+        out, self._cache = conv_forward(X, self.W, self.b, self.stride, self.padding)
+        return out
+
+    def backward(self, dout):
+        """dX, [dW, db] from dout = dL/dout of the last forward; db is (n_filter, 1) like b."""
+        if self._cache is None:
+            raise ValueError("backward() needs the input of a forward() call first; "
+                             "call conv.forward(X) before")
+        dX, dW, db = conv_backward(dout, self._cache)
+        return dX, [dW, db]
