@@ -12,8 +12,11 @@ Conventions (see DESIGN.md):
                an error.
   explicit     an int p, a pair (ph, pw), or ((top, bottom), (left, right)).
 """
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Integral
+
+import numpy as np
 
 # Every size, stride, dilation and padding is below this, so products of two of them fit in the
 # kernels' 64-bit index arithmetic.
@@ -60,33 +63,81 @@ class Geometry:
 
 
 def integer(name, value, minimum, maximum=MAX_INDEX):
-    """`value` as a Python int in [minimum, maximum]; bool and float are TypeErrors."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
+    """`value` as a Python int in [minimum, maximum].
+
+    Anything with __index__ is an integer (int, NumPy integers, 0-d integer arrays); bool, float,
+    str and None are TypeErrors, values out of range ValueErrors."""
+    if isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_:
         raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
-    value = int(value)
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {_show(value)} of type {type(value).__name__}") from None
     if not minimum <= value <= maximum:
         raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}], got {value}")
     return value
 
 
 def pair(name, value, minimum):
-    """An int or a sequence of two ints, each >= minimum, as a tuple (height, width)."""
+    """An int or a sequence of two ints, each in [minimum, MAX_INDEX], as a tuple (height, width)."""
     if not _is_sequence(value):
+        if not _is_integer_like(value):
+            raise TypeError(
+                f"{name} must be an int or a pair of ints (height, width), each >= {minimum}, "
+                f"got {_show(value)} of type {type(value).__name__}"
+            )
         v = integer(name, value, minimum)
         return (v, v)
     if len(value) != 2:
-        raise ValueError(f"{name} must be an int or a pair (height, width), got {value!r}")
+        raise ValueError(
+            f"{name} must be an int or a pair of ints (height, width), each >= {minimum}, "
+            f"got {_show(value)} of length {len(value)}"
+        )
     return (integer(f"{name}[0]", value[0], minimum), integer(f"{name}[1]", value[1], minimum))
 
 
+def _show(value, limit=80):
+    """repr(value), shortened to about `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_integer_like(value):
+    """True for what `integer` may accept (it still checks the range and rejects bool)."""
+    if isinstance(value, (bool, np.bool_)):
+        return True  # let `integer` reject it with its own message
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
+
+
 def _is_sequence(value):
-    return hasattr(value, "__len__") and not isinstance(value, (str, bytes))
+    """An ordered, indexable collection: list, tuple, 1-D-or-more ndarray, other Sequence.
+
+    str / bytes are not (they are padding modes or nonsense); sets and dicts are not (no order);
+    0-d arrays are not (len() fails on them)."""
+    if isinstance(value, np.ndarray):
+        return value.ndim >= 1
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
+
+
+PADDING_FORMS = "'SAME', 'VALID', an int, (ph, pw) or ((top, bottom), (left, right)) of ints >= 0"
 
 
 def _explicit_padding(padding):
     """((top, bottom), (left, right)) from an int, (ph, pw) or ((top, bottom), (left, right))."""
-    if _is_sequence(padding) and len(padding) == 2 and all(_is_sequence(p) for p in padding):
-        return pair("padding[0]", padding[0], 0), pair("padding[1]", padding[1], 0)
+    if _is_sequence(padding):
+        if len(padding) != 2:
+            raise ValueError(f"padding must be {PADDING_FORMS}, got {_show(padding)} of length {len(padding)}")
+        nested = [_is_sequence(p) for p in padding]
+        if all(nested):
+            return pair("padding[0]", padding[0], 0), pair("padding[1]", padding[1], 0)
+        if any(nested):
+            raise ValueError(f"padding must be {PADDING_FORMS}, got {_show(padding)}, a mix of both forms")
+    elif not _is_integer_like(padding):
+        raise TypeError(f"padding must be {PADDING_FORMS}, got {_show(padding)} of type {type(padding).__name__}")
     ph, pw = pair("padding", padding, 0)
     return (ph, ph), (pw, pw)
 
@@ -139,10 +190,7 @@ def conv_geometry(in_hw, kernel_hw, strides=1, dilations=0, padding="VALID", *, 
             return Geometry(in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, dil_h, dil_w,
                             top, bottom, left, right, out_h, out_w)
         if mode != "VALID":
-            raise ValueError(
-                f"padding must be 'SAME', 'VALID', an int, (ph, pw) or ((top, bottom), (left, right)), "
-                f"got {padding!r}"
-            )
+            raise ValueError(f"padding must be {PADDING_FORMS}, got {_show(padding)}")
         (top, bottom), (left, right) = (0, 0), (0, 0)
     else:
         (top, bottom), (left, right) = _explicit_padding(padding)

@@ -3,16 +3,21 @@
 Every public entry point calls these before any compiled kernel runs; the kernels trust what they
 produce (contiguous arrays of one float dtype, shapes that agree with a `Geometry`).
 
+Memory: a call whose arrays would not fit in this machine's memory is a MemoryError raised here,
+before anything is allocated (see memory_limit).
+
 dtype policy: float32 (and float16) inputs are computed in float32; anything else that is real
 (float64, integers) in float64. bool, complex, object, string and structured data, and long double,
 are TypeErrors.
 """
+import os
 from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
 
-from .geometry import Geometry, conv_geometry, integer
+from . import config
+from .geometry import MAX_INDEX, Geometry, _is_sequence, _show, conv_geometry, integer
 
 LAYOUTS = ("NHWC", "NCHW")
 
@@ -41,6 +46,47 @@ def real_array(name, value, ndim):
     return array
 
 
+def memory_limit():
+    """Bytes one call may plan to allocate: this machine's physical memory (2**48 if unknown).
+
+    A geometry whose arrays would not fit is refused with a MemoryError before anything is
+    allocated, instead of letting the allocation succeed lazily and the OS kill the process
+    while the kernels fill it."""
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 2**48
+    return pages * page_size if pages > 0 and page_size > 0 else 2**48
+
+
+def check_memory(what, nbytes):
+    """MemoryError when a call would need `nbytes` (> memory_limit()) for `what`."""
+    limit = memory_limit()
+    if nbytes > limit:
+        raise MemoryError(
+            f"{what} would need {nbytes} bytes ({nbytes / 2**30:.4g} GiB), more than the "
+            f"{limit} bytes ({limit / 2**30:.4g} GiB) of memory of this machine; expected a smaller "
+            f"input, kernel, padding or batch"
+        )
+
+
+def _workspace_bytes(batch, channels, geometry, itemsize):
+    """Bytes of the im2col workspace functional holds at once: one chunk of images (see
+    functional._image_chunks); 0 for a pointwise geometry, whose cols is a view of x."""
+    if geometry.is_pointwise:
+        return 0
+    per_image = geometry.patch_size * channels * geometry.out_h * geometry.out_w * itemsize
+    per_chunk = max(1, config.get_max_workspace() // max(per_image, 1))
+    return min(max(batch, 1), per_chunk) * per_image
+
+
+def _dimension(name, value, minimum, shape):
+    """One axis of an array's shape, checked to be in [minimum, MAX_INDEX]; names the shape."""
+    if not minimum <= value <= MAX_INDEX:
+        raise ValueError(f"{name} must be in [{minimum}, {MAX_INDEX}], got {value} (shape {shape})")
+    return value
+
+
 def compute_dtype(*arrays):
     """float32 when every array is float16/float32, float64 otherwise."""
     if all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in arrays):
@@ -51,7 +97,9 @@ def compute_dtype(*arrays):
 def real_scalar(name, value):
     """A real number (int or float, not bool) as a Python float."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
+        raise TypeError(
+            f"{name} must be a real number (int or float), got {_show(value)} of type {type(value).__name__}"
+        )
     return float(value)
 
 
@@ -114,11 +162,19 @@ def conv_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", 
     kernel = real_array("kernel", kernel, 4)
     n, h, w, c = nhwc_order(x.shape, layout)
     f, kh, kw, kc = nhwc_order(kernel.shape, layout)
+    x_layout = "(N, H, W, C)" if layout == "NHWC" else "(N, C, H, W)"
     kernel_layout = "(F, kh, kw, C)" if layout == "NHWC" else "(F, C, kh, kw)"
-    if f < 1:
-        raise ValueError(f"kernel must have at least one filter, got kernel shape {kernel.shape}")
+    _dimension(f"the batch size of x {x_layout}", n, 0, x.shape)
+    _dimension(f"the height of x {x_layout}", h, 1, x.shape)
+    _dimension(f"the width of x {x_layout}", w, 1, x.shape)
     if c < 1:
         raise ValueError(f"x must have at least one channel, got x shape {x.shape} in layout {layout}")
+    _dimension(f"the channels of x {x_layout}", c, 1, x.shape)
+    if f < 1:
+        raise ValueError(f"kernel must have at least one filter, got kernel shape {kernel.shape}")
+    _dimension(f"the filters of kernel {kernel_layout}", f, 1, kernel.shape)
+    _dimension(f"the height of kernel {kernel_layout}", kh, 1, kernel.shape)
+    _dimension(f"the width of kernel {kernel_layout}", kw, 1, kernel.shape)
     if kc != c:
         raise ValueError(
             f"kernel has {kc} input channels but x has {c}: kernel shape {kernel.shape} is "
@@ -131,14 +187,24 @@ def conv_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", 
             raise ValueError(f"bias must have shape ({f},) (one value per filter), got {bias.shape}")
         arrays.append(bias)
     geometry = conv_geometry((h, w), (kh, kw), strides, dilations, padding, require_exact=require_exact)
+    pad_value = real_scalar("pad_value", pad_value)
     dtype = compute_dtype(*arrays)
+    # Forward holds x and kernel (converted), the output and one chunk of cols; backward also
+    # grad_y, grad_x and the cols-sized product dcols: count backward's peak for both.
+    item = dtype.itemsize
+    x_bytes, out_bytes = n * h * w * c * item, n * geometry.out_h * geometry.out_w * f * item
+    check_memory(
+        f"conv2d of x {x.shape} with kernel {kernel.shape} (output {geometry.out_h} x {geometry.out_w}, "
+        f"padding {(geometry.pad_top, geometry.pad_bottom, geometry.pad_left, geometry.pad_right)})",
+        2 * x_bytes + 2 * kernel.size * item + 2 * out_bytes + 2 * _workspace_bytes(n, c, geometry, item),
+    )
     return ConvProblem(
         x=np.ascontiguousarray(x, dtype=dtype),
         kernel=np.ascontiguousarray(kernel, dtype=dtype),
         bias=None if bias is None else np.ascontiguousarray(bias, dtype=dtype),
         geometry=geometry,
         layout=layout,
-        pad_value=real_scalar("pad_value", pad_value),
+        pad_value=pad_value,
     )
 
 
@@ -154,9 +220,22 @@ def grad_output(grad_y, problem):
 
 
 def patch_geometry(input_shape, kernel_size, strides, dilations, padding, layout):
-    """(N, H, W, C) and the Geometry of an im2col / col2im call on inputs of `input_shape`."""
-    if not hasattr(input_shape, "__len__") or len(input_shape) != 4:
-        raise ValueError(f"input_shape must be a 4-D shape in layout {layout}, got {input_shape!r}")
+    """(N, H, W, C) and the Geometry of an im2col / col2im call on inputs of `input_shape`.
+
+    Refuses (MemoryError) a geometry whose input and cols, counted in float64 for at least one
+    image, would not fit in memory_limit(): im2col / col2im allocate both for the whole batch.
+    """
+    if not _is_sequence(input_shape) or len(input_shape) != 4:
+        order = "(N, H, W, C)" if layout == "NHWC" else "(N, C, H, W)"
+        raise ValueError(f"input_shape must be a 4-D shape {order} in layout {layout}, got {_show(input_shape)}")
     sizes = [integer(f"input_shape[{i}]", size, 1 if i else 0) for i, size in enumerate(input_shape)]
     n, h, w, c = nhwc_order(sizes, layout)
-    return (n, h, w, c), conv_geometry((h, w), kernel_size, strides, dilations, padding)
+    geometry = conv_geometry((h, w), kernel_size, strides, dilations, padding)
+    images = max(n, 1)
+    taps, pixels = geometry.patch_size * c, geometry.out_h * geometry.out_w
+    check_memory(
+        f"the patches of input_shape {tuple(sizes)} ({layout}) under a {geometry.kernel_h} x "
+        f"{geometry.kernel_w} kernel (output {geometry.out_h} x {geometry.out_w})",
+        2 * 8 * images * (h * w * c + taps * pixels),
+    )
+    return (n, h, w, c), geometry
