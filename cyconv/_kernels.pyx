@@ -36,6 +36,38 @@ cdef inline Py_ssize_t _end_valid(Py_ssize_t base, Py_ssize_t stride, Py_ssize_t
     return min((size - 1 - base) // stride + 1, out)
 
 
+cdef inline (Py_ssize_t, Py_ssize_t) _valid_taps(Py_ssize_t iw0, Py_ssize_t kw, Py_ssize_t dw,
+                                                 Py_ssize_t W) noexcept nogil:
+    """[j_lo, j_hi): the taps j whose column iw0 + j * (dw + 1) lies in [0, W); j_lo <= j_hi."""
+    if iw0 >= 0 and iw0 + (kw - 1) * (dw + 1) < W:  # the common interior case, no division
+        return 0, kw
+    cdef Py_ssize_t j_lo = _first_valid(iw0, dw + 1, kw)
+    return j_lo, max(_end_valid(iw0, dw + 1, W, kw), j_lo)
+
+
+cdef inline void _copy(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
+    """dst[:n] = src[:n]; short runs (a few channels) as a loop, long ones with memcpy."""
+    cdef Py_ssize_t k
+    if n >= 32:
+        memcpy(dst, src, n * sizeof(floating))
+    else:
+        for k in range(n):
+            dst[k] = src[k]
+
+
+cdef inline void _fill(floating* dst, Py_ssize_t n, floating value) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(n):
+        dst[k] = value
+
+
+cdef inline void _add(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
+    """dst[:n] += src[:n]"""
+    cdef Py_ssize_t k
+    for k in range(n):
+        dst[k] += src[k]
+
+
 def im2col_nhwc(const floating[:, :, :, ::1] x,    # IN  (N, H, W, C)
                 floating[:, ::1] cols,             # OUT (N * out_h * out_w, kh * kw * C)
                 Py_ssize_t out_h, Py_ssize_t out_w,
@@ -45,12 +77,12 @@ def im2col_nhwc(const floating[:, :, :, ::1] x,    # IN  (N, H, W, C)
                 Py_ssize_t pad_top, Py_ssize_t pad_left,
                 double pad_value, int num_threads):
     """Row (n, oh, ow) of cols holds the patch of output pixel (oh, ow) of image n, ordered
-    (i, j, c). Each tap is a run of C contiguous values; with dw == 0 a whole kernel row is one
-    run of kw * C values. Parallel over (image, output row)."""
+    (i, j, c). Each tap is a run of C contiguous values; with dw == 0 the taps of a kernel row
+    that fall inside the input are one run. Parallel over (image, output row)."""
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef Py_ssize_t row_len = kw * C, patch_len = kh * kw * C
+    cdef Py_ssize_t row_len = kw * C
     cdef Py_ssize_t n_rows = x.shape[0] * out_h
-    cdef Py_ssize_t nr, n, oh, ow, i, j, k, ih, iw0, iw, r, off
+    cdef Py_ssize_t nr, n, oh, ow, i, j, ih, iw0, j_lo, j_hi, r, off
     cdef floating pad = <floating>pad_value
     with nogil:
         for nr in prange(n_rows, schedule="static", num_threads=num_threads):
@@ -59,22 +91,24 @@ def im2col_nhwc(const floating[:, :, :, ::1] x,    # IN  (N, H, W, C)
             for ow in range(out_w):
                 r = nr * out_w + ow
                 iw0 = ow * sw - pad_left
+                j_lo, j_hi = _valid_taps(iw0, kw, dw, W)
                 for i in range(kh):
                     ih = oh * sh - pad_top + i * (dh + 1)
                     off = i * row_len
                     if ih < 0 or ih >= H:
-                        for k in range(row_len):
-                            cols[r, off + k] = pad
-                    elif dw == 0 and iw0 >= 0 and iw0 + kw <= W:
-                        memcpy(&cols[r, off], &x[n, ih, iw0, 0], row_len * sizeof(floating))
-                    else:
-                        for j in range(kw):
-                            iw = iw0 + j * (dw + 1)
-                            if iw < 0 or iw >= W:
-                                for k in range(C):
-                                    cols[r, off + j * C + k] = pad
-                            else:
-                                memcpy(&cols[r, off + j * C], &x[n, ih, iw, 0], C * sizeof(floating))
+                        _fill(&cols[r, off], row_len, pad)
+                        continue
+                    # Taps left of the input, inside it, right of it (each range may be empty,
+                    # and an empty range takes no address: it may lie one past the end).
+                    if j_lo > 0:
+                        _fill(&cols[r, off], j_lo * C, pad)
+                    if dw == 0 and j_hi > j_lo:
+                        _copy(&cols[r, off + j_lo * C], &x[n, ih, iw0 + j_lo, 0], (j_hi - j_lo) * C)
+                    elif dw > 0:
+                        for j in range(j_lo, j_hi):
+                            _copy(&cols[r, off + j * C], &x[n, ih, iw0 + j * (dw + 1), 0], C)
+                    if j_hi < kw:
+                        _fill(&cols[r, off + j_hi * C], (kw - j_hi) * C, pad)
     return None
 
 
@@ -92,7 +126,7 @@ def col2im_nhwc(const floating[:, ::1] cols,       # IN  (N * out_h * out_w, kh 
     summation order does not depend on the thread count."""
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t n_rows = x.shape[0] * H, row_len = kw * C
-    cdef Py_ssize_t nh, n, ih, oh, ow, i, j, k, t, iw, r, off
+    cdef Py_ssize_t nh, n, ih, oh, ow, i, j, t, iw0, j_lo, j_hi, r, off
     with nogil:
         for nh in prange(n_rows, schedule="static", num_threads=num_threads):
             n = nh // H
@@ -105,12 +139,14 @@ def col2im_nhwc(const floating[:, ::1] cols,       # IN  (N * out_h * out_w, kh 
                 off = i * row_len
                 for ow in range(out_w):
                     r = (n * out_h + oh) * out_w + ow
-                    for j in range(kw):
-                        iw = ow * sw - pad_left + j * (dw + 1)
-                        if iw < 0 or iw >= W:
-                            continue
-                        for k in range(C):
-                            x[n, ih, iw, k] += cols[r, off + j * C + k]
+                    iw0 = ow * sw - pad_left
+                    j_lo, j_hi = _valid_taps(iw0, kw, dw, W)
+                    if dw == 0:
+                        if j_hi > j_lo:
+                            _add(&x[n, ih, iw0 + j_lo, 0], &cols[r, off + j_lo * C], (j_hi - j_lo) * C)
+                    else:
+                        for j in range(j_lo, j_hi):
+                            _add(&x[n, ih, iw0 + j * (dw + 1), 0], &cols[r, off + j * C], C)
     return None
 
 

@@ -1,13 +1,24 @@
-"""Run-time settings: OpenMP thread count and the im2col workspace limit.
+"""Run-time settings: OpenMP thread count of the kernels and the im2col workspace per chunk.
 
 Both can be set from the environment before import (CYCONV_NUM_THREADS, CYCONV_MAX_WORKSPACE in
 bytes) or at run time with the setters below. Results do not depend on either setting.
+
+Why the defaults (measured with benchmarks/, see the README's Performance section):
+- One kernel thread. The matrix products, 75-90 % of the time, already run on every core in
+  NumPy's BLAS. A second OpenMP team competes with BLAS's threads: libgomp's workers spin after
+  each region and stalled the next product (2 threads were 3-10x slower on 2 cores), and even
+  with OMP_WAIT_POLICY=PASSIVE they gained only a few per cent. With a single-threaded BLAS, set
+  CYCONV_NUM_THREADS to the core count.
+- A 4 MiB workspace. The batch is processed in chunks of images whose cols fit, so cols is still
+  in cache when the product reads it: the forward of a 64->64 3x3 layer on 32 32x32 images went
+  from 1.8x the bare product's time (one 75 MB cols) to 0.95x.
 """
 import os
 
 from .geometry import integer
 
-DEFAULT_MAX_WORKSPACE = 256 * 2**20
+DEFAULT_NUM_THREADS = 1
+DEFAULT_MAX_WORKSPACE = 4 * 2**20
 
 _settings = {}
 
@@ -24,9 +35,9 @@ def _from_env(variable, default, minimum):
 
 
 def get_num_threads():
-    """Threads the kernels use (default: all cores, or CYCONV_NUM_THREADS)."""
+    """Threads the kernels use (default 1, or CYCONV_NUM_THREADS)."""
     if "num_threads" not in _settings:
-        _settings["num_threads"] = _from_env("CYCONV_NUM_THREADS", os.cpu_count() or 1, 1)
+        _settings["num_threads"] = _from_env("CYCONV_NUM_THREADS", DEFAULT_NUM_THREADS, 1)
     return _settings["num_threads"]
 
 
@@ -36,7 +47,7 @@ def set_num_threads(num_threads):
 
 
 def get_max_workspace():
-    """Bytes the im2col workspace of one call may take (default 256 MiB, or CYCONV_MAX_WORKSPACE).
+    """Bytes the im2col workspace of one chunk may take (default 4 MiB, or CYCONV_MAX_WORKSPACE).
 
     The batch is processed in chunks of images that fit; a single image always fits one chunk."""
     if "max_workspace" not in _settings:
@@ -45,5 +56,5 @@ def get_max_workspace():
 
 
 def set_max_workspace(nbytes):
-    """Limit the im2col workspace of one call to `nbytes` (>= 1) from now on."""
+    """Limit the im2col workspace of one chunk to `nbytes` (>= 1) from now on."""
     _settings["max_workspace"] = integer("max_workspace", nbytes, 1, 2**62)

@@ -119,7 +119,7 @@ def _backward(problem, grad_y):
         for lo, hi in _image_chunks(problem):
             cols = _im2col(problem.x[lo:hi], g, "NCHW", problem.pad_value)
             gy_chunk = gy[lo:hi]
-            grad_wm += np.tensordot(gy_chunk, cols, axes=([0, 2], [0, 2]))
+            grad_wm += np.matmul(gy_chunk, cols.transpose(0, 2, 1)).sum(axis=0)
             _col2im_add(np.matmul(wm.T, gy_chunk), grad_x[lo:hi], g, "NCHW")
     return grad_x, grad_wm.reshape(problem.kernel.shape), grad_bias
 
