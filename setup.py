@@ -52,7 +52,7 @@ class BuildExtWithOptionalOpenMP(build_ext):
             unix and os.environ.get("CYCONV_NO_OPENMP") != "1" and compiler_has_openmp(self.compiler)
         )
         for ext in self.extensions:
-            ext.extra_compile_args = (["-O3", "-fno-tree-loop-distribute-patterns"] if unix else []) + (["-fopenmp"] if use_openmp else [])
+            ext.extra_compile_args = (["-O3"] if unix else []) + (["-fopenmp"] if use_openmp else [])
             ext.extra_link_args = ["-fopenmp"] if use_openmp else []
         super().build_extensions()
 

@@ -18,23 +18,14 @@ optimiser (Adam) is written out below. The network, NHWC throughout:
 
 The same --seed gives the same weights, the same batch order and so the same accuracy. The last
 line printed is always `test accuracy XX.X % (N images), T.T s`.
-
-Threads: the arrays here are tiny (a batch of 32 8x8 images), far too small to split across
-threads, and on a busy machine waking idle threads costs more than the work itself. So this script
-runs cyconv's kernels and NumPy's BLAS on one thread unless CYCONV_NUM_THREADS /
-OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS say otherwise.
 """
 import argparse
-import os
 import sys
 import time
 
-for _variable in ("CYCONV_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")  # must precede the NumPy import to reach the BLAS
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from cyconv import Convolution  # noqa: E402
+from cyconv import Convolution
 
 N_CLASSES = 10
 
