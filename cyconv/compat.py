@@ -17,8 +17,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .functional import _backward, _forward, col2im, im2col
-from .geometry import conv_geometry, integer
-from .validation import ConvProblem, conv_problem, grad_output, real_array
+from .geometry import integer
+from .validation import ConvProblem, conv_problem, grad_output, patch_geometry, real_array
 
 
 class ConvCache(NamedTuple):
@@ -34,12 +34,12 @@ class ConvCache(NamedTuple):
 
 def _bias_vector(b, n_filters):
     """b, shaped (F, 1) as in the documents or (F,), as an (F,) array of real numbers."""
-    shape = np.shape(b)
-    if shape not in ((n_filters, 1), (n_filters,)):
+    b = real_array("b", b, (1, 2))
+    if b.shape not in ((n_filters, 1), (n_filters,)):
         raise ValueError(
-            f"b must have shape ({n_filters}, 1) or ({n_filters},), one value per filter of W, got {shape}"
+            f"b must have shape ({n_filters}, 1) or ({n_filters},), one value per filter of W, got {b.shape}"
         )
-    return real_array("b", b, len(shape)).reshape(n_filters)
+    return b.reshape(n_filters)
 
 
 def conv_forward(X, W, b, stride=1, padding=1):
@@ -87,11 +87,10 @@ def conv_backward(dout, cache):
 
 def _patch_geometry(shape_name, x_shape, field_height, field_width, padding, stride):
     """(N, C, H, W) and the Geometry of patches of an input of x_shape; the output size must be exact."""
-    if not hasattr(x_shape, "__len__") or len(x_shape) != 4:
-        raise ValueError(f"{shape_name} must be (N, C, H, W), got {x_shape!r}")
-    n, c, h, w = (integer(f"{shape_name}[{i}]", size, 1 if i else 0) for i, size in enumerate(x_shape))
     kernel_hw = (integer("field_height", field_height, 1), integer("field_width", field_width, 1))
-    return (n, c, h, w), conv_geometry((h, w), kernel_hw, stride, 0, padding, require_exact=True)
+    (n, h, w, c), geometry = patch_geometry(x_shape, kernel_hw, stride, 0, padding, "NCHW", name=shape_name,
+                                            require_exact=True)
+    return (n, c, h, w), geometry
 
 
 def im2col_indices(x, field_height, field_width, padding=1, stride=1):

@@ -107,7 +107,7 @@ def _backward(problem, grad_y):
     grad_wm = np.zeros_like(wm)
     if problem.layout == "NHWC":
         gy = grad_y.reshape(problem.batch * pixels, f)
-        grad_bias = gy.sum(axis=0)
+        grad_bias = gy.sum(axis=0, dtype=np.float64).astype(problem.dtype)
         for lo, hi in _image_chunks(problem):
             cols = _im2col(problem.x[lo:hi], g, "NHWC", problem.pad_value)
             gy_chunk = gy[lo * pixels:hi * pixels]
@@ -115,7 +115,7 @@ def _backward(problem, grad_y):
             _col2im_add(gy_chunk @ wm, grad_x[lo:hi], g, "NHWC")
     else:
         gy = grad_y.reshape(problem.batch, f, pixels)
-        grad_bias = gy.sum(axis=(0, 2))
+        grad_bias = gy.sum(axis=(0, 2), dtype=np.float64).astype(problem.dtype)
         for lo, hi in _image_chunks(problem):
             cols = _im2col(problem.x[lo:hi], g, "NCHW", problem.pad_value)
             gy_chunk = gy[lo:hi]

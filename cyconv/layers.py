@@ -4,7 +4,7 @@ import numpy as np
 from .compat import conv_backward, conv_forward
 from .functional import conv2d, conv2d_backward
 from .geometry import conv_geometry, integer
-from .validation import patch_geometry, real_array
+from .validation import check_memory, patch_geometry, real_array, real_scalar, shape_tuple
 
 
 def _layer_dtype(dtype):
@@ -41,9 +41,10 @@ class Convolution:
         self.input_shape = (batch, h, w, c)
         self.filters = integer("filters", filters, 1)
         self.strides, self.dilations, self.padding = strides, dilations, padding
-        self.pad_value = pad_value
+        self.pad_value = real_scalar("pad_value", pad_value)
         self.dtype = _layer_dtype(dtype)
         kh, kw = self.geometry.kernel_h, self.geometry.kernel_w
+        check_memory(f"a kernel of {self.filters} filters of {kh} x {kw} x {c}", 2 * 8 * self.filters * kh * kw * c)
         rng = np.random.default_rng(seed)
         he_std = np.sqrt(2.0 / (kh * kw * c))
         self._kernel = (rng.standard_normal((self.filters, kh, kw, c)) * he_std).astype(self.dtype)
@@ -121,9 +122,8 @@ class Conv:
     """
 
     def __init__(self, X_dim, n_filter, h_filter, w_filter, stride, padding, *, seed=None):
-        if not hasattr(X_dim, "__len__") or len(X_dim) != 3:
-            raise ValueError(f"X_dim must be (C, H, W), the shape of one input image, got {X_dim!r}")
-        self.d_X, self.h_X, self.w_X = (integer(f"X_dim[{i}]", size, 1) for i, size in enumerate(X_dim))
+        self.d_X, self.h_X, self.w_X = shape_tuple("X_dim", X_dim, "(C, H, W), the shape of one input image",
+                                                     (1, 1, 1))
         self.n_filter = integer("n_filter", n_filter, 1)
         self.h_filter = integer("h_filter", h_filter, 1)
         self.w_filter = integer("w_filter", w_filter, 1)
@@ -133,6 +133,7 @@ class Conv:
         self.h_out, self.w_out = geometry.out_h, geometry.out_w
         self.out_dim = (self.n_filter, self.h_out, self.w_out)
         W_shape = (self.n_filter, self.d_X, self.h_filter, self.w_filter)
+        check_memory(f"W of shape {W_shape}", 2 * 8 * np.prod(W_shape, dtype=object))
         W = np.random.default_rng(seed).standard_normal(W_shape) / np.sqrt(self.n_filter / 2.0)
         self.params = [W, np.zeros((self.n_filter, 1))]
         self._cache = None

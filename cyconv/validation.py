@@ -7,7 +7,7 @@ Memory: a call whose arrays would not fit in this machine's memory is a MemoryEr
 before anything is allocated (see memory_limit).
 
 dtype policy: float32 (and float16) inputs are computed in float32; anything else that is real
-(float64, integers) in float64. bool, complex, object, string and structured data, and long double,
+(float64, integers) in float64. x and the kernel decide; a bias is converted to their dtype. bool, complex, object, string and structured data, and long double,
 are TypeErrors.
 """
 import os
@@ -30,20 +30,33 @@ def layout_name(layout):
 
 
 def real_array(name, value, ndim):
-    """`value` as an ndarray of real numbers with `ndim` dimensions (its dtype unchanged)."""
+    """`value` as an ndarray of real numbers with `ndim` dimensions (an int, or a tuple of the
+    accepted ones); its dtype unchanged."""
+    ndims = ndim if isinstance(ndim, tuple) else (ndim,)
+    what = f"{' or '.join(f'{d}-D' for d in ndims)} array of real numbers"
     if value is None:
-        raise TypeError(f"{name} must be a {ndim}-D array of real numbers, got None")
+        raise TypeError(f"{name} must be a {what}, got None")
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as error:
-        raise TypeError(f"{name} must be a {ndim}-D array of real numbers, got {value!r:.80} ({error})") from None
+        raise TypeError(f"{name} must be a {what}, got {_show(value)} ({error})") from None
     if array.dtype.kind not in "iuf" or array.dtype.itemsize > 8:
         raise TypeError(
             f"{name} must hold real numbers (float32, float64 or integers), got dtype {array.dtype}"
         )
-    if array.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {array.shape} ({array.ndim}-D)")
+    if array.ndim not in ndims:
+        dims = " or ".join(f"{d}-D" for d in ndims)
+        raise ValueError(f"{name} must be {dims}, got shape {array.shape} ({array.ndim}-D)")
     return array
+
+
+def shape_tuple(name, value, expected, minimums):
+    """A shape given as a sequence of len(minimums) ints, each >= its minimum, as a tuple.
+
+    `expected` describes it for the message, e.g. "(C, H, W), the shape of one input image"."""
+    if not _is_sequence(value) or len(value) != len(minimums):
+        raise ValueError(f"{name} must be {expected}, got {_show(value)}")
+    return tuple(integer(f"{name}[{i}]", size, low) for i, (size, low) in enumerate(zip(value, minimums)))
 
 
 def memory_limit():
@@ -180,15 +193,13 @@ def conv_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", 
             f"kernel has {kc} input channels but x has {c}: kernel shape {kernel.shape} is "
             f"{kernel_layout} in layout {layout}, x shape {x.shape}"
         )
-    arrays = [x, kernel]
     if bias is not None:
         bias = real_array("bias", bias, 1)
         if bias.shape != (f,):
             raise ValueError(f"bias must have shape ({f},) (one value per filter), got {bias.shape}")
-        arrays.append(bias)
     geometry = conv_geometry((h, w), (kh, kw), strides, dilations, padding, require_exact=require_exact)
     pad_value = real_scalar("pad_value", pad_value)
-    dtype = compute_dtype(*arrays)
+    dtype = compute_dtype(x, kernel)  # the bias follows, so backward (which has none) agrees
     # Forward holds x and kernel (converted), the output and one chunk of cols; backward also
     # grad_y, grad_x and the cols-sized product dcols: count backward's peak for both.
     item = dtype.itemsize
@@ -219,22 +230,22 @@ def grad_output(grad_y, problem):
     return np.ascontiguousarray(grad_y, dtype=problem.dtype)
 
 
-def patch_geometry(input_shape, kernel_size, strides, dilations, padding, layout):
+def patch_geometry(input_shape, kernel_size, strides, dilations, padding, layout, *, name="input_shape",
+                   require_exact=False):
     """(N, H, W, C) and the Geometry of an im2col / col2im call on inputs of `input_shape`.
 
+    `name` is what the caller calls the shape in messages; `require_exact` as in conv_geometry.
     Refuses (MemoryError) a geometry whose input and cols, counted in float64 for at least one
     image, would not fit in memory_limit(): im2col / col2im allocate both for the whole batch.
     """
-    if not _is_sequence(input_shape) or len(input_shape) != 4:
-        order = "(N, H, W, C)" if layout == "NHWC" else "(N, C, H, W)"
-        raise ValueError(f"input_shape must be a 4-D shape {order} in layout {layout}, got {_show(input_shape)}")
-    sizes = [integer(f"input_shape[{i}]", size, 1 if i else 0) for i, size in enumerate(input_shape)]
+    order = "(N, H, W, C)" if layout == "NHWC" else "(N, C, H, W)"
+    sizes = shape_tuple(name, input_shape, f"a 4-D shape {order} in layout {layout}", (0, 1, 1, 1))
     n, h, w, c = nhwc_order(sizes, layout)
-    geometry = conv_geometry((h, w), kernel_size, strides, dilations, padding)
+    geometry = conv_geometry((h, w), kernel_size, strides, dilations, padding, require_exact=require_exact)
     images = max(n, 1)
     taps, pixels = geometry.patch_size * c, geometry.out_h * geometry.out_w
     check_memory(
-        f"the patches of input_shape {tuple(sizes)} ({layout}) under a {geometry.kernel_h} x "
+        f"the patches of {name} {sizes} ({layout}) under a {geometry.kernel_h} x "
         f"{geometry.kernel_w} kernel (output {geometry.out_h} x {geometry.out_w})",
         2 * 8 * images * (h * w * c + taps * pixels),
     )

@@ -320,7 +320,7 @@ DTYPE_CASES = [
     (np.int16, np.int8, np.int64, np.float64),
     (np.float16, np.float16, None, np.float32),
     (np.float16, np.float32, np.float16, np.float32),
-    (np.float32, np.float32, np.float64, np.float64),
+    (np.float32, np.float32, np.float64, np.float32),  # x and kernel decide; the bias follows them
     (np.float32, np.float64, None, np.float64),
     (np.float16, np.int32, None, np.float64),
 ]

@@ -570,8 +570,8 @@ def test_document_layer_rejects_bad_calls():
         layer.b = np.zeros(4)
 
 
-# Defects of the document API found here (cyconv/compat.py, cyconv/layers.py are not this file's
-# owner's): each test states the wanted behaviour and is expected to fail until it is fixed.
+# Once defects of the document API (found by this file, since fixed): bias and shape arguments of
+# the wrong kind are named in the error.
 COMPAT_DEFECTS = [
     ("conv_forward-b-None", lambda: compat.conv_forward(XC, WC, None), TypeError, r"b must be .*got None"),
     ("conv_forward-b-str", lambda: compat.conv_forward(XC, WC, "abcd"), TypeError, r"b must .*real numbers"),
@@ -582,8 +582,7 @@ COMPAT_DEFECTS = [
 
 
 @needs_compat
-@pytest.mark.xfail(strict=True, reason="defect in cyconv/compat.py or layers.py, reported; remove when fixed")
 @pytest.mark.parametrize("name, call, error, pattern", COMPAT_DEFECTS, ids=_ids(COMPAT_DEFECTS))
-def test_document_api_defects(name, call, error, pattern):
+def test_document_api_names_bad_arguments(name, call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
