@@ -548,8 +548,8 @@ def environment(torch, args):
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "cyconv_max_workspace_bytes": cyconv.get_max_workspace(),
         "thread_environment": {name: os.environ.get(name) for name in (
-            "CYCONV_NUM_THREADS", "CYCONV_MAX_WORKSPACE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-            "MKL_NUM_THREADS") if os.environ.get(name) is not None},
+            "CYCONV_NUM_THREADS", "CYCONV_MAX_WORKSPACE", "OMP_NUM_THREADS", "OMP_WAIT_POLICY",
+            "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") if os.environ.get(name) is not None},
         "load_average_at_start": load,
         "dtype": "float32",
         "repeats": args.repeats,
@@ -815,6 +815,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_torch:
         notes.append("PyTorch skipped (--no-torch)")
     else:
+        # PyTorch's OpenMP threads spin after each call and steal the cores from whichever
+        # contender runs next (measured: every contender's times doubled and scattered, PyTorch's
+        # own included). A passive wait policy, read when torch loads its OpenMP runtime, keeps
+        # the interleaved contenders from disturbing each other; it made PyTorch faster here.
+        if "OMP_WAIT_POLICY" not in os.environ:
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+            notes.append("OMP_WAIT_POLICY=PASSIVE set before importing torch (its spinning threads "
+                         "otherwise slow down the contender timed after it)")
         try:
             import torch  # noqa: F811 - optional, never a dependency of cyconv
         except Exception as error:
