@@ -68,6 +68,42 @@ cdef inline void _add(floating* dst, const floating* src, Py_ssize_t n) noexcept
         dst[k] += src[k]
 
 
+cdef inline void _patch_row_nhwc(const floating[:, :, :, ::1] x, floating[:, ::1] cols,
+                                 Py_ssize_t n, Py_ssize_t ih, Py_ssize_t iw0, Py_ssize_t r, Py_ssize_t off,
+                                 Py_ssize_t kw, Py_ssize_t dw, floating pad) noexcept nogil:
+    """One kernel row of one patch, for any column position: the kw taps of input row ih starting
+    at column iw0 (taps outside the input read pad) into cols[r, off:off + kw * C]."""
+    cdef Py_ssize_t W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t j, j_lo, j_hi
+    j_lo, j_hi = _valid_taps(iw0, kw, dw, W)
+    # Taps left of the input, inside it, right of it (each range may be empty, and an empty
+    # range takes no address: it may lie one past the end).
+    if j_lo > 0:
+        _fill(&cols[r, off], j_lo * C, pad)
+    if dw == 0 and j_hi > j_lo:
+        _copy(&cols[r, off + j_lo * C], &x[n, ih, iw0 + j_lo, 0], (j_hi - j_lo) * C)
+    elif dw > 0:
+        for j in range(j_lo, j_hi):
+            _copy(&cols[r, off + j * C], &x[n, ih, iw0 + j * (dw + 1), 0], C)
+    if j_hi < kw:
+        _fill(&cols[r, off + j_hi * C], (kw - j_hi) * C, pad)
+
+
+cdef inline void _patch_row_add_nhwc(const floating[:, ::1] cols, floating[:, :, :, ::1] x,
+                                     Py_ssize_t n, Py_ssize_t ih, Py_ssize_t iw0, Py_ssize_t r,
+                                     Py_ssize_t off, Py_ssize_t kw, Py_ssize_t dw) noexcept nogil:
+    """Adjoint of _patch_row_nhwc: cols[r, off:off + kw * C] added into the taps of input row ih
+    starting at column iw0; taps outside the input are dropped."""
+    cdef Py_ssize_t W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t j, j_lo, j_hi
+    j_lo, j_hi = _valid_taps(iw0, kw, dw, W)
+    if dw == 0 and j_hi > j_lo:
+        _add(&x[n, ih, iw0 + j_lo, 0], &cols[r, off + j_lo * C], (j_hi - j_lo) * C)
+    elif dw > 0:
+        for j in range(j_lo, j_hi):
+            _add(&x[n, ih, iw0 + j * (dw + 1), 0], &cols[r, off + j * C], C)
+
+
 def im2col_nhwc(const floating[:, :, :, ::1] x,    # IN  (N, H, W, C)
                 floating[:, ::1] cols,             # OUT (N * out_h * out_w, kh * kw * C)
                 Py_ssize_t out_h, Py_ssize_t out_w,
@@ -77,38 +113,54 @@ def im2col_nhwc(const floating[:, :, :, ::1] x,    # IN  (N, H, W, C)
                 Py_ssize_t pad_top, Py_ssize_t pad_left,
                 double pad_value, int num_threads):
     """Row (n, oh, ow) of cols holds the patch of output pixel (oh, ow) of image n, ordered
-    (i, j, c). Each tap is a run of C contiguous values; with dw == 0 the taps of a kernel row
-    that fall inside the input are one run. Parallel over (image, output row)."""
+    (i, j, c). Each tap is a run of C contiguous values; with dw == 0 a kernel row inside the
+    input is one run of kw * C values. Parallel over (image, output row)."""
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t row_len = kw * C
     cdef Py_ssize_t n_rows = x.shape[0] * out_h
-    cdef Py_ssize_t nr, n, oh, ow, i, j, ih, iw0, j_lo, j_hi, r, off
+    # Output columns [ow_lo, ow_hi) are those whose whole kernel row lies inside the input.
+    cdef Py_ssize_t ow_lo = _first_valid(-pad_left, sw, out_w)
+    cdef Py_ssize_t ow_hi = max(_end_valid(-pad_left + (kw - 1) * (dw + 1), sw, W, out_w), ow_lo)
+    cdef Py_ssize_t nr, n, oh, ow, i, ih, r, iw0, off
     cdef floating pad = <floating>pad_value
     with nogil:
         for nr in prange(n_rows, schedule="static", num_threads=num_threads):
             n = nr // out_h
             oh = nr % out_h
-            for ow in range(out_w):
-                r = nr * out_w + ow
-                iw0 = ow * sw - pad_left
-                j_lo, j_hi = _valid_taps(iw0, kw, dw, W)
+            if row_len < 32:
+                # Short runs (few channels): sweep each kernel row across the output row, so the
+                # interior columns are one tight loop (measured 1.7x faster for C = 1..3).
                 for i in range(kh):
                     ih = oh * sh - pad_top + i * (dh + 1)
                     off = i * row_len
+                    r = nr * out_w
                     if ih < 0 or ih >= H:
-                        _fill(&cols[r, off], row_len, pad)
-                        continue
-                    # Taps left of the input, inside it, right of it (each range may be empty,
-                    # and an empty range takes no address: it may lie one past the end).
-                    if j_lo > 0:
-                        _fill(&cols[r, off], j_lo * C, pad)
-                    if dw == 0 and j_hi > j_lo:
-                        _copy(&cols[r, off + j_lo * C], &x[n, ih, iw0 + j_lo, 0], (j_hi - j_lo) * C)
-                    elif dw > 0:
-                        for j in range(j_lo, j_hi):
-                            _copy(&cols[r, off + j * C], &x[n, ih, iw0 + j * (dw + 1), 0], C)
-                    if j_hi < kw:
-                        _fill(&cols[r, off + j_hi * C], (kw - j_hi) * C, pad)
+                        for ow in range(out_w):
+                            _fill(&cols[r + ow, off], row_len, pad)
+                    elif dw == 0:
+                        for ow in range(ow_lo):
+                            _patch_row_nhwc(x, cols, n, ih, ow * sw - pad_left, r + ow, off, kw, dw, pad)
+                        for ow in range(ow_lo, ow_hi):
+                            _copy(&cols[r + ow, off], &x[n, ih, ow * sw - pad_left, 0], row_len)
+                        for ow in range(ow_hi, out_w):
+                            _patch_row_nhwc(x, cols, n, ih, ow * sw - pad_left, r + ow, off, kw, dw, pad)
+                    else:
+                        for ow in range(out_w):
+                            _patch_row_nhwc(x, cols, n, ih, ow * sw - pad_left, r + ow, off, kw, dw, pad)
+            else:
+                # Long runs: fill each patch in order, so cols is written sequentially.
+                for ow in range(out_w):
+                    r = nr * out_w + ow
+                    iw0 = ow * sw - pad_left
+                    for i in range(kh):
+                        ih = oh * sh - pad_top + i * (dh + 1)
+                        off = i * row_len
+                        if ih < 0 or ih >= H:
+                            _fill(&cols[r, off], row_len, pad)
+                        elif dw == 0 and ow_lo <= ow < ow_hi:
+                            _copy(&cols[r, off], &x[n, ih, iw0, 0], row_len)
+                        else:
+                            _patch_row_nhwc(x, cols, n, ih, iw0, r, off, kw, dw, pad)
     return None
 
 
@@ -126,7 +178,10 @@ def col2im_nhwc(const floating[:, ::1] cols,       # IN  (N * out_h * out_w, kh 
     summation order does not depend on the thread count."""
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t n_rows = x.shape[0] * H, row_len = kw * C
-    cdef Py_ssize_t nh, n, ih, oh, ow, i, j, t, iw0, j_lo, j_hi, r, off
+    # Output columns [ow_lo, ow_hi) are those whose whole kernel row lies inside the input.
+    cdef Py_ssize_t ow_lo = _first_valid(-pad_left, sw, out_w)
+    cdef Py_ssize_t ow_hi = max(_end_valid(-pad_left + (kw - 1) * (dw + 1), sw, W, out_w), ow_lo)
+    cdef Py_ssize_t nh, n, ih, oh, ow, i, t, r, off
     with nogil:
         for nh in prange(n_rows, schedule="static", num_threads=num_threads):
             n = nh // H
@@ -137,16 +192,17 @@ def col2im_nhwc(const floating[:, ::1] cols,       # IN  (N * out_h * out_w, kh 
                     continue
                 oh = t // sh
                 off = i * row_len
-                for ow in range(out_w):
-                    r = (n * out_h + oh) * out_w + ow
-                    iw0 = ow * sw - pad_left
-                    j_lo, j_hi = _valid_taps(iw0, kw, dw, W)
-                    if dw == 0:
-                        if j_hi > j_lo:
-                            _add(&x[n, ih, iw0 + j_lo, 0], &cols[r, off + j_lo * C], (j_hi - j_lo) * C)
-                    else:
-                        for j in range(j_lo, j_hi):
-                            _add(&x[n, ih, iw0 + j * (dw + 1), 0], &cols[r, off + j * C], C)
+                r = (n * out_h + oh) * out_w
+                if dw == 0:
+                    for ow in range(ow_lo):
+                        _patch_row_add_nhwc(cols, x, n, ih, ow * sw - pad_left, r + ow, off, kw, dw)
+                    for ow in range(ow_lo, ow_hi):
+                        _add(&x[n, ih, ow * sw - pad_left, 0], &cols[r + ow, off], row_len)
+                    for ow in range(ow_hi, out_w):
+                        _patch_row_add_nhwc(cols, x, n, ih, ow * sw - pad_left, r + ow, off, kw, dw)
+                else:
+                    for ow in range(out_w):
+                        _patch_row_add_nhwc(cols, x, n, ih, ow * sw - pad_left, r + ow, off, kw, dw)
     return None
 
 
