@@ -12,6 +12,9 @@ Geometry arguments, shared by every kernel:
                     output size (out_h, out_w), which the caller computed from all four paddings
   num_threads       OpenMP threads; the results do not depend on it
 
+cols may have more columns (NHWC) / rows (NCHW) than the kh * kw * C taps: im2col leaves those
+alone and col2im ignores them (cyconv puts a column of ones there to fold the bias in).
+
 Output pixel (oh, ow), tap (i, j) reads input row  ih = oh * sh - pad_top  + i * (dh + 1)
                                       and column  iw = ow * sw - pad_left + j * (dw + 1);
 positions outside the input read pad_value (im2col) or are dropped (col2im).
@@ -105,7 +108,7 @@ cdef inline void _patch_row_add_nhwc(const floating[:, ::1] cols, floating[:, :,
 
 
 def im2col_nhwc(const floating[:, :, :, ::1] x,    # IN  (N, H, W, C)
-                floating[:, ::1] cols,             # OUT (N * out_h * out_w, kh * kw * C)
+                floating[:, ::1] cols,             # OUT (N * out_h * out_w, >= kh * kw * C)
                 Py_ssize_t out_h, Py_ssize_t out_w,
                 Py_ssize_t kh, Py_ssize_t kw,
                 Py_ssize_t sh, Py_ssize_t sw,
@@ -207,7 +210,7 @@ def col2im_nhwc(const floating[:, ::1] cols,       # IN  (N * out_h * out_w, kh 
 
 
 def im2col_nchw(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W)
-                floating[:, :, ::1] cols,          # OUT (N, C * kh * kw, out_h * out_w)
+                floating[:, :, ::1] cols,          # OUT (N, >= C * kh * kw, out_h * out_w)
                 Py_ssize_t out_h, Py_ssize_t out_w,
                 Py_ssize_t kh, Py_ssize_t kw,
                 Py_ssize_t sh, Py_ssize_t sw,

@@ -416,7 +416,11 @@ def torch_notes(spec):
 
 def interleaved_times(contenders, repeats, warmup):
     """{name: [seconds, ...]}: `warmup` untimed rounds, then `repeats` timed rounds, each round
-    calling every contender once, the order rotated from round to round."""
+    calling every contender twice, untimed then timed, the order rotated from round to round.
+
+    The untimed call lets the previous contender's thread pool (BLAS, PyTorch's OpenMP) go quiet
+    and this one's wake up: without it, a call timed right after another library's was slowed by
+    that library's still-spinning threads (a bare GEMM measured 0.7 ms or 4.7 ms by its neighbour)."""
     names = list(contenders)
     for _ in range(warmup):
         for name in names:
@@ -429,6 +433,7 @@ def interleaved_times(contenders, repeats, warmup):
         for r in range(repeats):
             shift = r % len(names)
             for name in names[shift:] + names[:shift]:
+                contenders[name]()
                 start = time.perf_counter()
                 contenders[name]()
                 times[name].append(time.perf_counter() - start)

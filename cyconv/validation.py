@@ -83,14 +83,22 @@ def check_memory(what, nbytes):
         )
 
 
+def images_per_chunk(batch, channels, geometry, itemsize):
+    """How many images functional processes at once: as many as keep their cols (plus one
+    column of ones for the bias) within config.get_max_workspace(), at least one; the whole
+    batch for a pointwise geometry, whose cols is a view of x."""
+    if geometry.is_pointwise:
+        return max(batch, 1)
+    per_image = (geometry.patch_size * channels + 1) * geometry.out_h * geometry.out_w * itemsize
+    return max(1, min(batch, config.get_max_workspace() // per_image))
+
+
 def _workspace_bytes(batch, channels, geometry, itemsize):
-    """Bytes of the im2col workspace functional holds at once: one chunk of images (see
-    functional._image_chunks); 0 for a pointwise geometry, whose cols is a view of x."""
+    """Bytes of the im2col workspace functional holds at once (0 when cols is a view of x)."""
     if geometry.is_pointwise:
         return 0
-    per_image = geometry.patch_size * channels * geometry.out_h * geometry.out_w * itemsize
-    per_chunk = max(1, config.get_max_workspace() // max(per_image, 1))
-    return min(max(batch, 1), per_chunk) * per_image
+    per_image = (geometry.patch_size * channels + 1) * geometry.out_h * geometry.out_w * itemsize
+    return images_per_chunk(batch, channels, geometry, itemsize) * per_image
 
 
 def _dimension(name, value, minimum, shape):
