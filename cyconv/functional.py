@@ -118,11 +118,11 @@ def _forward(problem):
     for lo, hi in _image_chunks(problem):
         cols = _im2col(problem.x[lo:hi], g, problem.layout, problem.pad_value, ones=fold_bias, role="cols")
         if nhwc:
-            np.matmul(cols, wm.T, out=y[lo * pixels:hi * pixels])
+            y_chunk = np.matmul(cols, wm.T, out=y[lo * pixels:hi * pixels])
         else:
-            np.matmul(wm, cols, out=y[lo:hi])
-    if problem.bias is not None and not fold_bias:
-        y += problem.bias if nhwc else problem.bias[:, None]
+            y_chunk = np.matmul(wm, cols, out=y[lo:hi])
+        if problem.bias is not None and not fold_bias:  # pointwise: added while still in cache
+            y_chunk += problem.bias if nhwc else problem.bias[:, None]
     return y.reshape(problem.output_shape)
 
 

@@ -85,10 +85,8 @@ def check_memory(what, nbytes):
 
 def images_per_chunk(batch, channels, geometry, itemsize):
     """How many images functional processes at once: as many as keep their cols (plus one
-    column of ones for the bias) within config.get_max_workspace(), at least one; the whole
-    batch for a pointwise geometry, whose cols is a view of x."""
-    if geometry.is_pointwise:
-        return max(batch, 1)
+    column of ones for the bias) within config.get_max_workspace(), at least one. (A pointwise
+    geometry's cols is a view of x, but chunking it the same way keeps the bias pass in cache.)"""
     per_image = (geometry.patch_size * channels + 1) * geometry.out_h * geometry.out_w * itemsize
     return max(1, min(batch, config.get_max_workspace() // per_image))
 
