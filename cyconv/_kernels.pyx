@@ -39,6 +39,16 @@ cdef inline Py_ssize_t _end_valid(Py_ssize_t base, Py_ssize_t stride, Py_ssize_t
     return min((size - 1 - base) // stride + 1, out)
 
 
+cdef inline Py_ssize_t _output_row_reading(Py_ssize_t ih, Py_ssize_t i, Py_ssize_t out_h, Py_ssize_t sh,
+                                           Py_ssize_t dh, Py_ssize_t pad_top) noexcept nogil:
+    """The output row oh whose kernel row i reads input row ih, or -1 if there is none:
+    oh * sh - pad_top + i * (dh + 1) == ih."""
+    cdef Py_ssize_t t = ih + pad_top - i * (dh + 1)
+    if t < 0 or t % sh != 0 or t // sh >= out_h:
+        return -1
+    return t // sh
+
+
 cdef inline (Py_ssize_t, Py_ssize_t) _valid_taps(Py_ssize_t iw0, Py_ssize_t kw, Py_ssize_t dw,
                                                  Py_ssize_t W) noexcept nogil:
     """[j_lo, j_hi): the taps j whose column iw0 + j * (dw + 1) lies in [0, W); j_lo <= j_hi."""
@@ -184,16 +194,15 @@ def col2im_nhwc(const floating[:, ::1] cols,       # IN  (N * out_h * out_w, kh 
     # Output columns [ow_lo, ow_hi) are those whose whole kernel row lies inside the input.
     cdef Py_ssize_t ow_lo = _first_valid(-pad_left, sw, out_w)
     cdef Py_ssize_t ow_hi = max(_end_valid(-pad_left + (kw - 1) * (dw + 1), sw, W, out_w), ow_lo)
-    cdef Py_ssize_t nh, n, ih, oh, ow, i, t, r, off
+    cdef Py_ssize_t nh, n, ih, oh, ow, i, r, off
     with nogil:
         for nh in prange(n_rows, schedule="static", num_threads=num_threads):
             n = nh // H
             ih = nh % H
             for i in range(kh):
-                t = ih + pad_top - i * (dh + 1)  # = oh * sh for the output row oh that reads ih
-                if t < 0 or t % sh != 0 or t // sh >= out_h:
+                oh = _output_row_reading(ih, i, out_h, sh, dh, pad_top)
+                if oh < 0:
                     continue
-                oh = t // sh
                 off = i * row_len
                 r = (n * out_h + oh) * out_w
                 if dw == 0:
@@ -263,7 +272,7 @@ def col2im_nchw(const floating[:, :, ::1] cols,    # IN  (N, C * kh * kw, out_h 
     depend on the thread count."""
     cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t n_rows = x.shape[0] * C * H
-    cdef Py_ssize_t nch, nc, n, c, ih, i, j, t, row, oh, ow, base, lo, hi, col0
+    cdef Py_ssize_t nch, nc, n, c, ih, i, j, row, oh, ow, base, lo, hi, col0
     with nogil:
         for nch in prange(n_rows, schedule="static", num_threads=num_threads):
             nc = nch // H
@@ -271,10 +280,9 @@ def col2im_nchw(const floating[:, :, ::1] cols,    # IN  (N, C * kh * kw, out_h 
             n = nc // C
             c = nc % C
             for i in range(kh):
-                t = ih + pad_top - i * (dh + 1)  # = oh * sh for the output row oh that reads ih
-                if t < 0 or t % sh != 0 or t // sh >= out_h:
+                oh = _output_row_reading(ih, i, out_h, sh, dh, pad_top)
+                if oh < 0:
                     continue
-                oh = t // sh
                 col0 = oh * out_w
                 for j in range(kw):
                     row = (c * kh + i) * kw + j
