@@ -19,8 +19,10 @@ def run_cli(*args):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
     env["CYCONV_NUM_THREADS"] = "1"  # thousands of tiny calls: one thread keeps the run light
+    # cwd: `python -m` puts the working directory first on sys.path, where a source checkout's
+    # cyconv/ (without the compiled module) would shadow the installed package.
     return subprocess.run([sys.executable, "-m", "cyconv", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+                          cwd=PACKAGE_ROOT, timeout=300)
 
 
 def test_demo_reproduces_document_001_and_passes():

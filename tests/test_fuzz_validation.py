@@ -114,8 +114,10 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
         return st.one_of(plausible, plausible, plausible, plausible, anything)
 
     def corrupted(names):
-        """Which arguments get arbitrary values: none (a third of the time), or one to three."""
-        return st.one_of(st.just(frozenset()), st.frozensets(st.sampled_from(names), min_size=1, max_size=3))
+        """Which arguments get arbitrary values: none (about half the time), or one to three."""
+        return st.booleans().flatmap(
+            lambda clean: st.just(frozenset()) if clean
+            else st.frozensets(st.sampled_from(names), min_size=1, max_size=3))
 
     def ints_in(value):
         """Every int in a (nested) argument, and every dimension of an array in it."""
@@ -181,8 +183,7 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
         pads = pads_of(padding, x64.shape[1:3], k64.shape[1:3], s, d)
         b = None if bias is None else np.asarray(bias, np.float64)
         expected = conv2d_reference(x64, k64, b, s, d, pads, float(pad_value))
-        arrays = [np.asarray(x), np.asarray(kernel)] + ([] if bias is None else [np.asarray(bias)])
-        dtype = expected_dtype(*arrays)
+        dtype = expected_dtype(np.asarray(x), np.asarray(kernel))  # the bias follows x and kernel
         assert y.dtype == dtype, (y.dtype, dtype)
         got = to_nhwc(y)
         assert got.shape == expected.shape, (got.shape, expected.shape)
@@ -283,7 +284,8 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
             cols_shape = (3, 4)
         if min(cols_shape) < 0 or max(cols_shape) > 5000 or np.prod(cols_shape, dtype=float) > 5000:  # none fits, or huge
             cols_shape = (3, 4)
-        cols = data.draw(arg(plausible_array(st.sampled_from([cols_shape, cols_shape[::-1]]))))
+        # mostly the right shape, so that valid calls are common (they were about 1 in 10)
+        cols = data.draw(arg(plausible_array(st.sampled_from([cols_shape] * 3 + [cols_shape[::-1]]))))
         out = call(cyconv.col2im, cols, input_shape, a["kernel_size"], a["strides"], a["dilations"], a["padding"],
                    layout=a["layout"])
         if out is not None:

@@ -163,7 +163,10 @@ def _subprocess(env_threads):
     if env_threads is not None:
         env["CYCONV_NUM_THREADS"] = env_threads
     script = SCRIPT.format(tests=os.path.dirname(os.path.abspath(__file__)))
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    # cwd: `python -c` puts the working directory first on sys.path, where a source checkout's
+    # cyconv/ (without the compiled module) would shadow the installed package.
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=package_root)
 
 
 def test_environment_variable_sets_the_thread_count(restore_num_threads):
