@@ -1,4 +1,16 @@
 """cyconv: exact, fast 2-D convolution for NumPy, forward and backward, NHWC and NCHW."""
+import os
+
+try:
+    from . import _kernels  # noqa: F401  (the compiled module; everything below needs it)
+except ImportError as error:
+    raise ImportError(
+        f"cyconv's compiled kernels are missing from {os.path.dirname(__file__)}: this looks like "
+        "cyconv's source folder rather than an installed copy (Python imports it first when run "
+        "from the repository's top folder). Install with 'pip install .' and run from another "
+        "folder, or build in place with 'pip install -e .'."
+    ) from error
+
 from .config import get_max_workspace, get_num_threads, set_max_workspace, set_num_threads
 from .compat import col2im_indices, conv_backward, conv_forward, im2col_indices
 from .functional import col2im, conv2d, conv2d_backward, im2col
