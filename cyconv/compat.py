@@ -57,9 +57,9 @@ def conv_forward(X, W, b, stride=1, padding=1):
         out[n, f, oh, ow] = b[f] + sum_{c, i, j} Xpad[n, c, oh * stride + i, ow * stride + j] * W[f, c, i, j]
     cache is opaque: pass it to conv_backward. float32 inputs give float32, anything else float64.
     """
-    W = real_array("W", W, 4)
-    problem = conv_problem(real_array("X", X, 4), W, _bias_vector(b, W.shape[0]), strides=stride,
-                           padding=padding, layout="NCHW", require_exact=True)
+    W = real_array("W", W, 4)  # its filter count shapes b
+    problem = conv_problem(X, W, _bias_vector(b, W.shape[0]), strides=stride, padding=padding, layout="NCHW",
+                           require_exact=True, names=("X", "W", "b"))
     return _forward(problem), ConvCache(problem, np.shape(b))
 
 
@@ -75,13 +75,8 @@ def conv_backward(dout, cache):
     if not isinstance(cache, ConvCache):
         raise TypeError(f"cache must be the cache returned by conv_forward, got {type(cache).__name__}")
     problem = cache.problem
-    dout = real_array("dout", dout, 4)
-    if dout.shape != problem.output_shape:
-        raise ValueError(
-            f"dout must have the shape of conv_forward's out {problem.output_shape} (N, F, OH, OW), "
-            f"got {dout.shape}"
-        )
-    dX, dW, db = _backward(problem, grad_output(dout, problem))
+    dout = grad_output(dout, problem, name="dout", expected="the shape of conv_forward's out", axes="N, F, OH, OW")
+    dX, dW, db = _backward(problem, dout)
     return dX, dW, db.reshape(cache.bias_shape)
 
 

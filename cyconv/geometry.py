@@ -72,7 +72,7 @@ def integer(name, value, minimum, maximum=MAX_INDEX):
     try:
         value = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an integer, got {_show(value)} of type {type(value).__name__}") from None
+        raise TypeError(f"{name} must be an integer, got {show(value)} of type {type(value).__name__}") from None
     if not minimum <= value <= maximum:
         raise ValueError(f"{name} must be an integer in [{minimum}, {maximum}], got {value}")
     return value
@@ -80,23 +80,23 @@ def integer(name, value, minimum, maximum=MAX_INDEX):
 
 def pair(name, value, minimum):
     """An int or a sequence of two ints, each in [minimum, MAX_INDEX], as a tuple (height, width)."""
-    if not _is_sequence(value):
+    if not is_sequence(value):
         if not _is_integer_like(value):
             raise TypeError(
                 f"{name} must be an int or a pair of ints (height, width), each >= {minimum}, "
-                f"got {_show(value)} of type {type(value).__name__}"
+                f"got {show(value)} of type {type(value).__name__}"
             )
         v = integer(name, value, minimum)
         return (v, v)
     if len(value) != 2:
         raise ValueError(
             f"{name} must be an int or a pair of ints (height, width), each >= {minimum}, "
-            f"got {_show(value)} of length {len(value)}"
+            f"got {show(value)} of length {len(value)}"
         )
     return (integer(f"{name}[0]", value[0], minimum), integer(f"{name}[1]", value[1], minimum))
 
 
-def _show(value, limit=80):
+def show(value, limit=80):
     """repr(value), shortened to about `limit` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -113,7 +113,7 @@ def _is_integer_like(value):
     return True
 
 
-def _is_sequence(value):
+def is_sequence(value):
     """An ordered, indexable collection: list, tuple, 1-D-or-more ndarray, other Sequence.
 
     str / bytes are not (they are padding modes or nonsense); sets and dicts are not (no order);
@@ -128,16 +128,16 @@ PADDING_FORMS = "'SAME', 'VALID', an int, (ph, pw) or ((top, bottom), (left, rig
 
 def _explicit_padding(padding):
     """((top, bottom), (left, right)) from an int, (ph, pw) or ((top, bottom), (left, right))."""
-    if _is_sequence(padding):
+    if is_sequence(padding):
         if len(padding) != 2:
-            raise ValueError(f"padding must be {PADDING_FORMS}, got {_show(padding)} of length {len(padding)}")
-        nested = [_is_sequence(p) for p in padding]
+            raise ValueError(f"padding must be {PADDING_FORMS}, got {show(padding)} of length {len(padding)}")
+        nested = [is_sequence(p) for p in padding]
         if all(nested):
             return pair("padding[0]", padding[0], 0), pair("padding[1]", padding[1], 0)
         if any(nested):
-            raise ValueError(f"padding must be {PADDING_FORMS}, got {_show(padding)}, a mix of both forms")
+            raise ValueError(f"padding must be {PADDING_FORMS}, got {show(padding)}, a mix of both forms")
     elif not _is_integer_like(padding):
-        raise TypeError(f"padding must be {PADDING_FORMS}, got {_show(padding)} of type {type(padding).__name__}")
+        raise TypeError(f"padding must be {PADDING_FORMS}, got {show(padding)} of type {type(padding).__name__}")
     ph, pw = pair("padding", padding, 0)
     return (ph, ph), (pw, pw)
 
@@ -190,7 +190,7 @@ def conv_geometry(in_hw, kernel_hw, strides=1, dilations=0, padding="VALID", *, 
             return Geometry(in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, dil_h, dil_w,
                             top, bottom, left, right, out_h, out_w)
         if mode != "VALID":
-            raise ValueError(f"padding must be {PADDING_FORMS}, got {_show(padding)}")
+            raise ValueError(f"padding must be {PADDING_FORMS}, got {show(padding)}")
         (top, bottom), (left, right) = (0, 0), (0, 0)
     else:
         (top, bottom), (left, right) = _explicit_padding(padding)

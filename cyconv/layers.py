@@ -158,9 +158,10 @@ class Conv:
 
     @staticmethod
     def _parameter(name, value, shape):
-        if np.shape(value) != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {np.shape(value)}")
-        return real_array(name, value, len(shape))
+        value = real_array(name, value)
+        if value.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {value.shape}")
+        return value
 
     def forward(self, X):
         """out = conv(X): X (N, C, H, W) with this layer's C, H, W -> (N, n_filter, h_out, w_out)."""

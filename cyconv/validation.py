@@ -7,9 +7,10 @@ Memory: a call whose arrays would not fit in this machine's memory is a MemoryEr
 before anything is allocated (see memory_limit).
 
 dtype policy: float32 (and float16) inputs are computed in float32; anything else that is real
-(float64, integers) in float64. x and the kernel decide; a bias is converted to their dtype. bool, complex, object, string and structured data, and long double,
-are TypeErrors.
+(float64, integers) in float64. x and the kernel decide; a bias is converted to their dtype.
+bool, complex, object, string and structured data, and long double, are TypeErrors.
 """
+import functools
 import os
 from dataclasses import dataclass
 from numbers import Real
@@ -17,9 +18,12 @@ from numbers import Real
 import numpy as np
 
 from . import config
-from .geometry import MAX_INDEX, Geometry, _is_sequence, _show, conv_geometry, integer
+from .geometry import MAX_INDEX, Geometry, conv_geometry, integer, is_sequence, show
 
 LAYOUTS = ("NHWC", "NCHW")
+# How each layout orders the axes of the data and of the kernel, for messages.
+DATA_AXES = {"NHWC": "(N, H, W, C)", "NCHW": "(N, C, H, W)"}
+KERNEL_AXES = {"NHWC": "(F, kh, kw, C)", "NCHW": "(F, C, kh, kw)"}
 
 
 def layout_name(layout):
@@ -29,23 +33,23 @@ def layout_name(layout):
     return layout.upper()
 
 
-def real_array(name, value, ndim):
-    """`value` as an ndarray of real numbers with `ndim` dimensions (an int, or a tuple of the
-    accepted ones); its dtype unchanged."""
+def real_array(name, value, ndim=None):
+    """`value` as an ndarray of real numbers with `ndim` dimensions (an int, a tuple of the
+    accepted ones, or None for any); its dtype unchanged."""
     ndims = ndim if isinstance(ndim, tuple) else (ndim,)
-    what = f"{' or '.join(f'{d}-D' for d in ndims)} array of real numbers"
+    dims = " or ".join(f"{d}-D" for d in ndims)
+    what = "an array of real numbers" if ndim is None else f"a {dims} array of real numbers"
     if value is None:
-        raise TypeError(f"{name} must be a {what}, got None")
+        raise TypeError(f"{name} must be {what}, got None")
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as error:
-        raise TypeError(f"{name} must be a {what}, got {_show(value)} ({error})") from None
+        raise TypeError(f"{name} must be {what}, got {show(value)} ({error})") from None
     if array.dtype.kind not in "iuf" or array.dtype.itemsize > 8:
         raise TypeError(
             f"{name} must hold real numbers (float32, float64 or integers), got dtype {array.dtype}"
         )
-    if array.ndim not in ndims:
-        dims = " or ".join(f"{d}-D" for d in ndims)
+    if ndim is not None and array.ndim not in ndims:
         raise ValueError(f"{name} must be {dims}, got shape {array.shape} ({array.ndim}-D)")
     return array
 
@@ -54,11 +58,12 @@ def shape_tuple(name, value, expected, minimums):
     """A shape given as a sequence of len(minimums) ints, each >= its minimum, as a tuple.
 
     `expected` describes it for the message, e.g. "(C, H, W), the shape of one input image"."""
-    if not _is_sequence(value) or len(value) != len(minimums):
-        raise ValueError(f"{name} must be {expected}, got {_show(value)}")
+    if not is_sequence(value) or len(value) != len(minimums):
+        raise ValueError(f"{name} must be {expected}, got {show(value)}")
     return tuple(integer(f"{name}[{i}]", size, low) for i, (size, low) in enumerate(zip(value, minimums)))
 
 
+@functools.lru_cache(maxsize=None)
 def memory_limit():
     """Bytes one call may plan to allocate: this machine's physical memory (2**48 if unknown).
 
@@ -83,11 +88,16 @@ def check_memory(what, nbytes):
         )
 
 
+def _cols_bytes_per_image(channels, geometry, itemsize):
+    """Bytes of one image's cols, plus the column of ones that carries the bias."""
+    return (geometry.patch_size * channels + 1) * geometry.out_h * geometry.out_w * itemsize
+
+
 def images_per_chunk(batch, channels, geometry, itemsize):
-    """How many images functional processes at once: as many as keep their cols (plus one
-    column of ones for the bias) within config.get_max_workspace(), at least one. (A pointwise
-    geometry's cols is a view of x, but chunking it the same way keeps the bias pass in cache.)"""
-    per_image = (geometry.patch_size * channels + 1) * geometry.out_h * geometry.out_w * itemsize
+    """How many images functional processes at once: as many as keep their cols within
+    config.get_max_workspace(), at least one. (A pointwise geometry's cols is a view of x, but
+    chunking it the same way keeps the bias pass in cache.)"""
+    per_image = _cols_bytes_per_image(channels, geometry, itemsize)
     return max(1, min(batch, config.get_max_workspace() // per_image))
 
 
@@ -95,8 +105,8 @@ def _workspace_bytes(batch, channels, geometry, itemsize):
     """Bytes of the im2col workspace functional holds at once (0 when cols is a view of x)."""
     if geometry.is_pointwise:
         return 0
-    per_image = (geometry.patch_size * channels + 1) * geometry.out_h * geometry.out_w * itemsize
-    return images_per_chunk(batch, channels, geometry, itemsize) * per_image
+    chunk = images_per_chunk(batch, channels, geometry, itemsize)
+    return chunk * _cols_bytes_per_image(channels, geometry, itemsize)
 
 
 def _dimension(name, value, minimum, shape):
@@ -117,7 +127,7 @@ def real_scalar(name, value):
     """A real number (int or float, not bool) as a Python float."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
         raise TypeError(
-            f"{name} must be a real number (int or float), got {_show(value)} of type {type(value).__name__}"
+            f"{name} must be a real number (int or float), got {show(value)} of type {type(value).__name__}"
         )
     return float(value)
 
@@ -174,35 +184,37 @@ class ConvProblem:
 
 
 def conv_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", layout="NHWC",
-                 pad_value=0.0, *, require_exact=False):
-    """Check every argument of a conv2d call; return the ConvProblem the kernels can trust."""
+                 pad_value=0.0, *, require_exact=False, names=("x", "kernel", "bias")):
+    """Check every argument of a conv2d call; return the ConvProblem the kernels can trust.
+
+    `names` are what the caller calls x, kernel and bias (document 002 says X, W, b)."""
+    x_name, kernel_name, bias_name = names
     layout = layout_name(layout)
-    x = real_array("x", x, 4)
-    kernel = real_array("kernel", kernel, 4)
+    x = real_array(x_name, x, 4)
+    kernel = real_array(kernel_name, kernel, 4)
     n, h, w, c = nhwc_order(x.shape, layout)
     f, kh, kw, kc = nhwc_order(kernel.shape, layout)
-    x_layout = "(N, H, W, C)" if layout == "NHWC" else "(N, C, H, W)"
-    kernel_layout = "(F, kh, kw, C)" if layout == "NHWC" else "(F, C, kh, kw)"
-    _dimension(f"the batch size of x {x_layout}", n, 0, x.shape)
-    _dimension(f"the height of x {x_layout}", h, 1, x.shape)
-    _dimension(f"the width of x {x_layout}", w, 1, x.shape)
+    x_axes, kernel_axes = DATA_AXES[layout], KERNEL_AXES[layout]
+    _dimension(f"the batch size of {x_name} {x_axes}", n, 0, x.shape)
+    _dimension(f"the height of {x_name} {x_axes}", h, 1, x.shape)
+    _dimension(f"the width of {x_name} {x_axes}", w, 1, x.shape)
     if c < 1:
-        raise ValueError(f"x must have at least one channel, got x shape {x.shape} in layout {layout}")
-    _dimension(f"the channels of x {x_layout}", c, 1, x.shape)
+        raise ValueError(f"{x_name} must have at least one channel, got {x_name} shape {x.shape} in layout {layout}")
+    _dimension(f"the channels of {x_name} {x_axes}", c, 1, x.shape)
     if f < 1:
-        raise ValueError(f"kernel must have at least one filter, got kernel shape {kernel.shape}")
-    _dimension(f"the filters of kernel {kernel_layout}", f, 1, kernel.shape)
-    _dimension(f"the height of kernel {kernel_layout}", kh, 1, kernel.shape)
-    _dimension(f"the width of kernel {kernel_layout}", kw, 1, kernel.shape)
+        raise ValueError(f"{kernel_name} must have at least one filter, got {kernel_name} shape {kernel.shape}")
+    _dimension(f"the filters of {kernel_name} {kernel_axes}", f, 1, kernel.shape)
+    _dimension(f"the height of {kernel_name} {kernel_axes}", kh, 1, kernel.shape)
+    _dimension(f"the width of {kernel_name} {kernel_axes}", kw, 1, kernel.shape)
     if kc != c:
         raise ValueError(
-            f"kernel has {kc} input channels but x has {c}: kernel shape {kernel.shape} is "
-            f"{kernel_layout} in layout {layout}, x shape {x.shape}"
+            f"{kernel_name} has {kc} input channels but {x_name} has {c}: {kernel_name} shape {kernel.shape} "
+            f"is {kernel_axes} in layout {layout}, {x_name} shape {x.shape}"
         )
     if bias is not None:
-        bias = real_array("bias", bias, 1)
+        bias = real_array(bias_name, bias, 1)
         if bias.shape != (f,):
-            raise ValueError(f"bias must have shape ({f},) (one value per filter), got {bias.shape}")
+            raise ValueError(f"{bias_name} must have shape ({f},) (one value per filter), got {bias.shape}")
     geometry = conv_geometry((h, w), (kh, kw), strides, dilations, padding, require_exact=require_exact)
     pad_value = real_scalar("pad_value", pad_value)
     dtype = compute_dtype(x, kernel)  # the bias follows, so backward (which has none) agrees
@@ -211,7 +223,7 @@ def conv_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", 
     item = dtype.itemsize
     x_bytes, out_bytes = n * h * w * c * item, n * geometry.out_h * geometry.out_w * f * item
     check_memory(
-        f"conv2d of x {x.shape} with kernel {kernel.shape} (output {geometry.out_h} x {geometry.out_w}, "
+        f"conv2d of {x_name} {x.shape} with {kernel_name} {kernel.shape} (output {geometry.out_h} x {geometry.out_w}, "
         f"padding {(geometry.pad_top, geometry.pad_bottom, geometry.pad_left, geometry.pad_right)})",
         2 * x_bytes + 2 * kernel.size * item + 2 * out_bytes + 2 * _workspace_bytes(n, c, geometry, item),
     )
@@ -225,13 +237,15 @@ def conv_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", 
     )
 
 
-def grad_output(grad_y, problem):
-    """`grad_y` checked against the output shape of `problem`, in its dtype, C-contiguous."""
-    grad_y = real_array("grad_y", grad_y, 4)
+def grad_output(grad_y, problem, name="grad_y", expected="the output's shape", axes=None):
+    """`grad_y` checked against the output shape of `problem`, in its dtype, C-contiguous.
+
+    `name`, `expected` and `axes` (default: the layout's name) word the error for the caller;
+    document 002 says dout, conv_forward's out, N, F, OH, OW."""
+    grad_y = real_array(name, grad_y, 4)
     if grad_y.shape != problem.output_shape:
         raise ValueError(
-            f"grad_y must have the output's shape {problem.output_shape} ({problem.layout}), "
-            f"got {grad_y.shape}"
+            f"{name} must have {expected} {problem.output_shape} ({axes or problem.layout}), got {grad_y.shape}"
         )
     return np.ascontiguousarray(grad_y, dtype=problem.dtype)
 
@@ -244,8 +258,7 @@ def patch_geometry(input_shape, kernel_size, strides, dilations, padding, layout
     Refuses (MemoryError) a geometry whose input and cols, counted in float64 for at least one
     image, would not fit in memory_limit(): im2col / col2im allocate both for the whole batch.
     """
-    order = "(N, H, W, C)" if layout == "NHWC" else "(N, C, H, W)"
-    sizes = shape_tuple(name, input_shape, f"a 4-D shape {order} in layout {layout}", (0, 1, 1, 1))
+    sizes = shape_tuple(name, input_shape, f"a 4-D shape {DATA_AXES[layout]} in layout {layout}", (0, 1, 1, 1))
     n, h, w, c = nhwc_order(sizes, layout)
     geometry = conv_geometry((h, w), kernel_size, strides, dilations, padding, require_exact=require_exact)
     images = max(n, 1)

@@ -498,7 +498,7 @@ COMPAT_CASES = [
     ("conv_forward-X-3d", lambda: compat.conv_forward(XC[0], WC, BC), ValueError, r"X must be 4-D, got shape \(3, 5, 5\)"),
     ("conv_forward-X-complex", lambda: compat.conv_forward(XC + 0j, WC, BC), TypeError, r"X must hold real numbers .*complex128"),
     ("conv_forward-W-None", lambda: compat.conv_forward(XC, None, BC), TypeError, r"W must be a 4-D array of real numbers, got None"),
-    ("conv_forward-W-channels", lambda: compat.conv_forward(XC, WC[:, :2], BC), ValueError, r"kernel has 2 input channels but x has 3: kernel shape \(4, 2, 3, 3\) is \(F, C, kh, kw\)"),
+    ("conv_forward-W-channels", lambda: compat.conv_forward(XC, WC[:, :2], BC), ValueError, r"W has 2 input channels but X has 3: W shape \(4, 2, 3, 3\) is \(F, C, kh, kw\)"),
     ("conv_forward-b-shape", lambda: compat.conv_forward(XC, WC, np.zeros(3)), ValueError, r"b must have shape \(4, 1\) or \(4,\), one value per filter of W, got \(3,\)"),
     ("conv_forward-b-transposed", lambda: compat.conv_forward(XC, WC, np.zeros((1, 4))), ValueError, r"b must have shape \(4, 1\) or \(4,\).*got \(1, 4\)"),
     ("conv_forward-b-complex", lambda: compat.conv_forward(XC, WC, BC + 0j), TypeError, r"b must hold real numbers .*complex128"),

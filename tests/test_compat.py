@@ -235,7 +235,7 @@ GOOD_X, GOOD_W, GOOD_B = np.zeros((2, 3, 5, 5)), np.zeros((4, 3, 3, 3)), np.zero
 @pytest.mark.parametrize("args, error, message", [
     ((np.zeros((3, 5, 5)), GOOD_W, GOOD_B), ValueError, r"X must be 4-D, got shape \(3, 5, 5\)"),
     ((GOOD_X, np.zeros((4, 3, 3)), GOOD_B), ValueError, r"W must be 4-D, got shape \(4, 3, 3\)"),
-    ((GOOD_X, np.zeros((4, 2, 3, 3)), GOOD_B), ValueError, r"kernel has 2 input channels but x has 3"),
+    ((GOOD_X, np.zeros((4, 2, 3, 3)), GOOD_B), ValueError, r"W has 2 input channels but X has 3"),
     ((GOOD_X, GOOD_W, np.zeros((3, 1))), ValueError, r"b must have shape \(4, 1\) or \(4,\).*got \(3, 1\)"),
     ((GOOD_X, GOOD_W, np.zeros((1, 4))), ValueError, r"b must have shape \(4, 1\) or \(4,\).*got \(1, 4\)"),
     ((GOOD_X, GOOD_W, None), TypeError, r"b must be a 1-D or 2-D array of real numbers, got None"),
