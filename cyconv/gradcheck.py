@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .functional import conv2d, conv2d_backward
-from .validation import conv_problem
+from .validation import conv_problem, real_array
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,8 @@ def check_conv2d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", 
 
 
 def _float_array(name, value):
-    array = np.asarray(value)
+    """cyconv's real-array check, plus: floating point, since finite differences perturb it."""
+    array = real_array(name, value)
     if array.dtype.kind != "f":
         raise TypeError(f"{name} must be a floating-point array, got dtype {array.dtype}")
     return array
