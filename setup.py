@@ -5,6 +5,7 @@ Environment switches:
                           in a kernel raises IndexError instead of corrupting memory.
   CYCONV_NO_OPENMP=1      build without OpenMP even where the compiler supports it.
 """
+import glob
 import os
 import tempfile
 
@@ -57,13 +58,15 @@ class BuildExtWithOptionalOpenMP(build_ext):
         super().build_extensions()
 
 
+# One extension per compiled module: every cyconv/_NAME.pyx builds cyconv._NAME.
 extensions = [
     Extension(
-        "cyconv._kernels",
-        ["cyconv/_kernels.pyx"],
+        f"cyconv.{os.path.splitext(os.path.basename(source))[0]}",
+        [source],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
+    for source in sorted(glob.glob("cyconv/_*.pyx"))
 ]
 
 setup(

@@ -11,10 +11,10 @@ except ImportError as error:
         "folder, or build in place with 'pip install -e .'."
     ) from error
 
-from .config import get_max_workspace, get_num_threads, set_max_workspace, set_num_threads
+from ._config import get_max_workspace, get_num_threads, set_max_workspace, set_num_threads
 from .compat import col2im_indices, conv_backward, conv_forward, im2col_indices
 from .functional import col2im, conv2d, conv2d_backward, im2col
-from .geometry import Geometry, conv_geometry
+from ._geometry import Geometry, conv_geometry
 from .gradcheck import CheckResult, GradcheckReport, check_conv2d, check_function, check_layer, conv2d_direct
 from .layers import Conv, Convolution
 

@@ -17,8 +17,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .functional import _backward, _forward, col2im, im2col
-from .geometry import integer
-from .validation import ConvProblem, conv_problem, grad_output, patch_geometry, real_array
+from ._geometry import integer
+from ._validation import ConvProblem, conv_problem, grad_output, patch_geometry, real_array
 
 
 class ConvCache(NamedTuple):

@@ -1,6 +1,6 @@
 """2-D convolution on arrays: forward, backward, im2col and col2im, in NHWC or NCHW.
 
-Every function validates its arguments (cyconv.validation, cyconv.geometry), moves data with the
+Every function validates its arguments (cyconv._validation, cyconv._geometry), moves data with the
 compiled kernels (cyconv._kernels) and multiplies with NumPy's BLAS. The only state is a per-thread
 workspace of reusable temporaries (see _workspace).
 
@@ -12,7 +12,7 @@ Shapes, with K = kh * kw * C taps per output pixel and P = OH * OW output pixels
 
 so that the kernel reshaped to (F, K) multiplies cols directly: y = cols @ Wm.T (NHWC, already the
 NHWC output) or y[n] = Wm @ cols[n] (NCHW, already the NCHW output). Large batches are processed
-in chunks of images whose cols fit in cyconv.config.get_max_workspace() bytes; the chunk buffers
+in chunks of images whose cols fit in cyconv._config.get_max_workspace() bytes; the chunk buffers
 are kept per thread and reused across calls (fresh large temporaries cost page faults that made a
 small layer's forward 4x slower).
 
@@ -22,8 +22,8 @@ import threading
 
 import numpy as np
 
-from . import _kernels, config
-from .validation import (
+from . import _config, _kernels
+from ._validation import (
     compute_dtype,
     conv_problem,
     grad_output,
@@ -43,7 +43,7 @@ PARALLEL_MIN_ELEMENTS = 1 << 16
 
 
 def _threads_for(cols):
-    return config.get_num_threads() if cols.size >= PARALLEL_MIN_ELEMENTS else 1
+    return _config.get_num_threads() if cols.size >= PARALLEL_MIN_ELEMENTS else 1
 
 
 def _cols_shape(n, c, geometry, layout):
@@ -60,7 +60,7 @@ def _workspace(role, shape, dtype):
     "dcols"), reused from earlier calls in this thread while it fits in the workspace limit;
     a larger one (a single image above the limit) is allocated for this call only."""
     size = int(np.prod(shape))
-    if size * np.dtype(dtype).itemsize > config.get_max_workspace():
+    if size * np.dtype(dtype).itemsize > _config.get_max_workspace():
         return np.empty(shape, dtype=dtype)
     buffers = _thread_buffers.__dict__
     key = (role, np.dtype(dtype))
@@ -99,7 +99,7 @@ def _col2im_add(cols, out, geometry, layout):
 
 
 def _image_chunks(problem):
-    """(start, stop) ranges of images processed together (validation.images_per_chunk)."""
+    """(start, stop) ranges of images processed together (_validation.images_per_chunk)."""
     step = images_per_chunk(problem.batch, problem.channels, problem.geometry, problem.dtype.itemsize)
     return [(start, min(start + step, problem.batch)) for start in range(0, problem.batch, step)]
 

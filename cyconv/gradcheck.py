@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .functional import conv2d, conv2d_backward
-from .validation import conv_problem, real_array
+from ._validation import conv_problem, real_array
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@ import numpy as np
 
 from .compat import conv_backward, conv_forward
 from .functional import conv2d, conv2d_backward
-from .geometry import conv_geometry, integer
-from .validation import check_memory, patch_geometry, real_array, real_scalar, shape_tuple
+from ._geometry import conv_geometry, integer
+from ._validation import check_memory, patch_geometry, real_array, real_scalar, shape_tuple
 
 
 def _layer_dtype(dtype):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import cyconv
-from cyconv import validation
+from cyconv import _validation as validation
 from reference import conv2d_reference, nchw
 
 RNG = np.random.default_rng(0)

@@ -15,7 +15,7 @@ Why the defaults (measured with benchmarks/, see the README's Performance sectio
 """
 import os
 
-from .geometry import integer
+from ._geometry import integer
 
 DEFAULT_NUM_THREADS = 1
 DEFAULT_MAX_WORKSPACE = 4 * 2**20

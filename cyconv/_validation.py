@@ -17,8 +17,8 @@ from numbers import Real
 
 import numpy as np
 
-from . import config
-from .geometry import MAX_INDEX, Geometry, conv_geometry, integer, is_sequence, show
+from . import _config
+from ._geometry import MAX_INDEX, Geometry, conv_geometry, integer, is_sequence, show
 
 LAYOUTS = ("NHWC", "NCHW")
 # How each layout orders the axes of the data and of the kernel, for messages.
@@ -95,10 +95,10 @@ def _cols_bytes_per_image(channels, geometry, itemsize):
 
 def images_per_chunk(batch, channels, geometry, itemsize):
     """How many images functional processes at once: as many as keep their cols within
-    config.get_max_workspace(), at least one. (A pointwise geometry's cols is a view of x, but
+    _config.get_max_workspace(), at least one. (A pointwise geometry's cols is a view of x, but
     chunking it the same way keeps the bias pass in cache.)"""
     per_image = _cols_bytes_per_image(channels, geometry, itemsize)
-    return max(1, min(batch, config.get_max_workspace() // per_image))
+    return max(1, min(batch, _config.get_max_workspace() // per_image))
 
 
 def _workspace_bytes(batch, channels, geometry, itemsize):
