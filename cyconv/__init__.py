@@ -16,11 +16,12 @@ from .compat import col2im_indices, conv_backward, conv_forward, im2col_indices
 from .functional import col2im, conv2d, conv2d_backward, im2col
 from ._geometry import Geometry, conv_geometry
 from .gradcheck import CheckResult, GradcheckReport, check_conv2d, check_function, check_layer, conv2d_direct
-from .layers import Conv, Convolution
+from .layers import Conv, ConvGrad, Convolution
 
 __all__ = [
     "Conv",
     "CheckResult",
+    "ConvGrad",
     "Convolution",
     "Geometry",
     "GradcheckReport",

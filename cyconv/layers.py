@@ -2,7 +2,7 @@
 import numpy as np
 
 from .compat import conv_backward, conv_forward
-from .functional import conv2d, conv2d_backward
+from .functional import conv2d, conv2d_backward, im2col
 from ._geometry import conv_geometry, integer
 from ._validation import check_memory, patch_geometry, real_array, real_scalar, shape_tuple
 
@@ -28,9 +28,13 @@ class Convolution:
 
     conv.kernel         (F, kh, kw, C), He-initialised from `seed`; assignable
     conv.bias           (F,) zeros, or None with use_bias=False
-    conv.output_shape() (batch, OH, OW, F)
-    y = conv(x)         forward, x (N, H, W, C) -> y (N, OH, OW, F)
+    conv.output_shape() (batch, OH, OW, F), also conv.output_size
+    y = conv(x)         forward, x (N, H, W, C) -> y (N, OH, OW, F); also conv.execute(x), conv.forward(x)
     conv.backward(grad_y) -> grad_x; sets conv.kernel_grad (F, kh, kw, C) and conv.bias_grad (F,)
+
+    As in document 001's code: conv.batch, conv.height, conv.width, conv.channel (from input_shape),
+    conv.filters, conv.kernel_size (kh, kw), conv.strides (sh, sw), conv.dilations (dh, dw),
+    conv.padding (as given). ConvGrad(conv) gives the Jacobian with respect to the kernel.
     """
 
     def __init__(self, input_shape, filters, kernel_size, strides=(1, 1), dilations=(0, 0), padding="VALID",
@@ -38,12 +42,18 @@ class Convolution:
         (batch, h, w, c), self.geometry = patch_geometry(
             input_shape, kernel_size, strides, dilations, padding, "NHWC"
         )
+        g = self.geometry
         self.input_shape = (batch, h, w, c)
+        self.batch, self.height, self.width, self.channel = self.input_shape
         self.filters = integer("filters", filters, 1)
-        self.strides, self.dilations, self.padding = strides, dilations, padding
+        self.kernel_size = (g.kernel_h, g.kernel_w)
+        self.strides = (g.stride_h, g.stride_w)
+        self.dilations = (g.dilation_h, g.dilation_w)
+        self.padding = padding
+        self.output_size = (batch, g.out_h, g.out_w, self.filters)
         self.pad_value = real_scalar("pad_value", pad_value)
         self.dtype = _layer_dtype(dtype)
-        kh, kw = self.geometry.kernel_h, self.geometry.kernel_w
+        kh, kw = self.kernel_size
         check_memory(f"a kernel of {self.filters} filters of {kh} x {kw} x {c}", 2 * 8 * self.filters * kh * kw * c)
         rng = np.random.default_rng(seed)
         he_std = np.sqrt(2.0 / (kh * kw * c))
@@ -69,25 +79,30 @@ class Convolution:
 
     def output_shape(self):
         """(batch, OH, OW, filters) for the input_shape given at construction."""
-        return (self.input_shape[0], self.geometry.out_h, self.geometry.out_w, self.filters)
+        return self.output_size
 
     def _conv_args(self):
         return dict(strides=self.strides, dilations=self.dilations, padding=self.padding,
                     layout="NHWC", pad_value=self.pad_value)
 
-    def forward(self, x):
-        """y = conv(x): x (N, H, W, C) with this layer's H, W, C -> (N, OH, OW, filters)."""
-        x = real_array("x", x, 4)
+    def _input(self, x, name="x"):
+        """x checked to be (N, H, W, C) with this layer's H, W, C."""
+        x = real_array(name, x, 4)
         if x.shape[1:] != self.input_shape[1:]:
             raise ValueError(
-                f"x must have shape (N, {', '.join(map(str, self.input_shape[1:]))}) (N, H, W, C) for this "
-                f"layer, got {x.shape}"
+                f"{name} must have shape (N, {', '.join(map(str, self.input_shape[1:]))}) (N, H, W, C) for "
+                f"this layer, got {x.shape}"
             )
+        return x
+
+    def execute(self, x):
+        """y = conv(x): x (N, H, W, C) with this layer's H, W, C -> (N, OH, OW, filters)."""
+        x = self._input(x)
         y = conv2d(x, self._kernel, self.bias, **self._conv_args())
         self._x = x
         return y
 
-    __call__ = forward
+    forward = __call__ = execute
 
     def backward(self, grad_y):
         """grad_x = dL/dx from grad_y = dL/dy of the last forward; sets kernel_grad and bias_grad."""
@@ -96,6 +111,46 @@ class Convolution:
         grad_x, self.kernel_grad, grad_bias = conv2d_backward(grad_y, self._x, self._kernel, **self._conv_args())
         self.bias_grad = grad_bias if self.bias is not None else None
         return grad_x
+
+
+class ConvGrad:
+    """Document 001's backward module: the gradient of a Convolution's output w.r.t. its kernel.
+
+    grad = ConvGrad(conv)
+    J = grad.gradient(x)          (N, OH, OW, F, kh, kw, C):
+                                  J[n, h, w, f, i, j, c] = dy[n, h, w, f] / dkernel[f, i, j, c]
+                                  = xpad[n, h*sh - top + i*(dh+1), w*sw - left + j*(dw+1), c]
+                                  (pad_value outside x), for every padding, stride and dilation
+    dW = grad.backprop(delta, x)  (F, kh, kw, C) = sum over n, h, w of delta[n, h, w, f] * J[n, h, w, f, ...],
+                                  delta = dL/dy (N, OH, OW, F); also spelled backrop, as in the document
+
+    J does not depend on f: it is the patches of x (im2col) repeated F times, returned as a read-only
+    broadcast view of one copy of the patches (kh * kw times the size of x), not F copies.
+    backprop never forms J: it is Convolution.backward's kernel gradient.
+    """
+
+    def __init__(self, cnn_layer):
+        if not isinstance(cnn_layer, Convolution):
+            raise TypeError(f"cnn_layer must be a cyconv.Convolution, got {type(cnn_layer).__name__}")
+        self.cnn_layer = cnn_layer
+
+    def gradient(self, x):
+        """J (N, OH, OW, F, kh, kw, C), a read-only view; x is (N, H, W, C) for the layer."""
+        layer = self.cnn_layer
+        x = layer._input(x)
+        args = layer._conv_args()
+        patches = im2col(x, layer.kernel_size, args["strides"], args["dilations"], args["padding"],
+                         pad_value=args["pad_value"])
+        (_, oh, ow, f), (kh, kw), c = layer.output_size, layer.kernel_size, layer.channel
+        n = x.shape[0]
+        return np.broadcast_to(patches.reshape(n, oh, ow, 1, kh, kw, c), (n, oh, ow, f, kh, kw, c))
+
+    def backprop(self, delta, x):
+        """dL/dkernel (F, kh, kw, C) for delta = dL/dy (N, OH, OW, F) at input x (N, H, W, C)."""
+        layer = self.cnn_layer
+        return conv2d_backward(delta, layer._input(x), layer.kernel, **layer._conv_args())[1]
+
+    backrop = backprop
 
 
 class Conv:
