@@ -2,7 +2,7 @@
 import os
 
 try:
-    from . import _kernels  # noqa: F401  (the compiled module; everything below needs it)
+    from . import _im2col  # noqa: F401  (the compiled module; everything below needs it)
 except ImportError as error:
     raise ImportError(
         f"cyconv's compiled kernels are missing from {os.path.dirname(__file__)}: this looks like "

@@ -55,7 +55,7 @@ class Geometry:
         )
 
     def kernel_args(self):
-        """The geometry arguments every kernel in cyconv._kernels takes, in its order."""
+        """The geometry arguments every kernel in cyconv._im2col takes, in its order."""
         return (
             self.out_h, self.out_w, self.kernel_h, self.kernel_w, self.stride_h, self.stride_w,
             self.dilation_h, self.dilation_w, self.pad_top, self.pad_left,

@@ -88,25 +88,11 @@ def check_memory(what, nbytes):
         )
 
 
-def _cols_bytes_per_image(channels, geometry, itemsize):
-    """Bytes of one image's cols, plus the column of ones that carries the bias."""
-    return (geometry.patch_size * channels + 1) * geometry.out_h * geometry.out_w * itemsize
-
-
-def images_per_chunk(batch, channels, geometry, itemsize):
-    """How many images functional processes at once: as many as keep their cols within
-    _config.get_max_workspace(), at least one. (A pointwise geometry's cols is a view of x, but
-    chunking it the same way keeps the bias pass in cache.)"""
-    per_image = _cols_bytes_per_image(channels, geometry, itemsize)
-    return max(1, min(batch, _config.get_max_workspace() // per_image))
-
-
-def _workspace_bytes(batch, channels, geometry, itemsize):
-    """Bytes of the im2col workspace functional holds at once (0 when cols is a view of x)."""
-    if geometry.is_pointwise:
-        return 0
-    chunk = images_per_chunk(batch, channels, geometry, itemsize)
-    return chunk * _cols_bytes_per_image(channels, geometry, itemsize)
+def _scratch_bytes(channels, geometry, itemsize):
+    """An upper bound of the scratch memory cyconv._engine may hold in one call: the workspace
+    limit, or one image's patch matrix when that is larger."""
+    one_image = geometry.patch_size * channels * geometry.out_h * geometry.out_w * itemsize
+    return max(_config.get_max_workspace(), one_image)
 
 
 def _dimension(name, value, minimum, shape):
@@ -218,14 +204,14 @@ def conv_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", 
     geometry = conv_geometry((h, w), (kh, kw), strides, dilations, padding, require_exact=require_exact)
     pad_value = real_scalar("pad_value", pad_value)
     dtype = compute_dtype(x, kernel)  # the bias follows, so backward (which has none) agrees
-    # Forward holds x and kernel (converted), the output and one chunk of cols; backward also
-    # grad_y, grad_x and the cols-sized product dcols: count backward's peak for both.
+    # Forward holds x and kernel (converted), the output and scratch; backward also grad_y, grad_x
+    # and the kernel gradient's partial sums: count backward's peak for both.
     item = dtype.itemsize
     x_bytes, out_bytes = n * h * w * c * item, n * geometry.out_h * geometry.out_w * f * item
     check_memory(
         f"conv2d of {x_name} {x.shape} with {kernel_name} {kernel.shape} (output {geometry.out_h} x {geometry.out_w}, "
         f"padding {(geometry.pad_top, geometry.pad_bottom, geometry.pad_left, geometry.pad_right)})",
-        2 * x_bytes + 2 * kernel.size * item + 2 * out_bytes + 2 * _workspace_bytes(n, c, geometry, item),
+        2 * x_bytes + 4 * kernel.size * item + 2 * out_bytes + _scratch_bytes(c, geometry, item),
     )
     return ConvProblem(
         x=np.ascontiguousarray(x, dtype=dtype),

@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .functional import _backward, _forward, col2im, im2col
+from . import _engine
+from .functional import col2im, im2col
 from ._geometry import integer
 from ._validation import ConvProblem, conv_problem, grad_output, patch_geometry, real_array
 
@@ -60,7 +61,7 @@ def conv_forward(X, W, b, stride=1, padding=1):
     W = real_array("W", W, 4)  # its filter count shapes b
     problem = conv_problem(X, W, _bias_vector(b, W.shape[0]), strides=stride, padding=padding, layout="NCHW",
                            require_exact=True, names=("X", "W", "b"))
-    return _forward(problem), ConvCache(problem, np.shape(b))
+    return _engine.forward(problem), ConvCache(problem, np.shape(b))
 
 
 def conv_backward(dout, cache):
@@ -76,7 +77,7 @@ def conv_backward(dout, cache):
         raise TypeError(f"cache must be the cache returned by conv_forward, got {type(cache).__name__}")
     problem = cache.problem
     dout = grad_output(dout, problem, name="dout", expected="the shape of conv_forward's out", axes="N, F, OH, OW")
-    dX, dW, db = _backward(problem, dout)
+    dX, dW, db = _engine.backward(problem, dout)
     return dX, dW, db.reshape(cache.bias_shape)
 
 

@@ -16,9 +16,9 @@ settings.load_profile(os.environ.get("CYCONV_HYPOTHESIS_PROFILE", "quick"))
 
 
 def pytest_report_header(config):
-    import cyconv._kernels
+    import cyconv._im2col
 
     return [
-        f"cyconv from {os.path.dirname(cyconv._kernels.__file__)}",
+        f"cyconv from {os.path.dirname(cyconv._im2col.__file__)}",
         f"hypothesis profile: {settings._current_profile}",
     ]

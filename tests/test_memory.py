@@ -190,24 +190,28 @@ def test_small_workspace_gives_the_same_results(layout, dtype, limit, restore_wo
 
 
 def test_workspace_limit_bounds_peak_memory(restore_workspace):
-    # cols of one image: 32 * 32 * 9 * 8 * 8 bytes = 576 KiB; of the batch of 16: 9 MiB
+    # A strided backward forms grad_y @ kernel (dcols) a round of images at a time, as much as the
+    # workspace limit allows: one image's dcols is 16 * 16 * 9 * 8 * 8 bytes = 144 KiB, the batch
+    # of 16 images' 2.25 MiB. grad_x, which the call returns, is 1 MiB.
     x, k, b = _problem("NHWC", n=16, h=32, w=32, c=8, f=2, seed=5)
+    gy = np.ones(cyconv.conv2d(x, k, b, strides=2, padding="SAME").shape)
 
     def peak(limit):
         cyconv.set_max_workspace(limit)
         tracemalloc.start()
         try:
-            y = cyconv.conv2d(x, k, b, padding="SAME")
+            grads = cyconv.conv2d_backward(gy, x, k, strides=2, padding="SAME")
             _, top = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        return top, y
+        return top, grads
 
-    default_peak, y_default = peak(2**30)
-    small_peak, y_small = peak(600 * 1024)
-    assert default_peak > 9 * 2**20
-    assert small_peak < 2 * 2**20, small_peak
-    _check(y_small, y_default)
+    default_peak, grads_default = peak(2**30)
+    small_peak, grads_small = peak(150 * 1024)
+    assert default_peak > 3.2 * 2**20
+    assert small_peak < 1.5 * 2**20, small_peak
+    for small, default in zip(grads_small, grads_default):
+        _check(small, default)
 
 
 def test_set_max_workspace_validates(restore_workspace):

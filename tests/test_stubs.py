@@ -1,32 +1,54 @@
-"""The type stubs shipped beside the compiled module match it: same public functions, same
-parameters in the same order. Read from the installed package, so a wheel without its .pyi or
-py.typed fails here."""
+"""The type stubs shipped beside each compiled module match it: same public functions, same
+parameters in the same order. Read from the installed package, so a wheel without its .pyi files
+or py.typed fails here."""
 import ast
+import importlib
+import importlib.machinery
 import inspect
 import os
 
+import pytest
+
 import cyconv
-import cyconv._kernels as kernels
+
+PACKAGE = os.path.dirname(cyconv.__file__)
 
 
-def stub_functions():
-    """{name: [parameter names]} of the functions in the installed _kernels.pyi."""
-    path = os.path.join(os.path.dirname(kernels.__file__), "_kernels.pyi")
-    with open(path) as f:
+def compiled_modules():
+    """Names of the compiled modules installed in the package (cyconv._NAME)."""
+    suffixes = sorted(importlib.machinery.EXTENSION_SUFFIXES, key=len, reverse=True)  # ".cpython-...so" first
+    names = set()
+    for entry in os.listdir(PACKAGE):
+        suffix = next((s for s in suffixes if entry.endswith(s)), None)
+        if suffix:
+            names.add(entry[: -len(suffix)])
+    return sorted(names)
+
+
+def stub_functions(name):
+    """{function: [parameter names]} of the installed NAME.pyi."""
+    with open(os.path.join(PACKAGE, f"{name}.pyi")) as f:
         tree = ast.parse(f.read())
     return {node.name: [a.arg for a in node.args.args] for node in tree.body if isinstance(node, ast.FunctionDef)}
 
 
-def test_stubs_name_every_public_kernel():
-    public = {name for name in dir(kernels) if not name.startswith("_") and callable(getattr(kernels, name))}
-    assert set(stub_functions()) == public
+def test_the_package_has_compiled_modules():
+    assert "_im2col" in compiled_modules()
 
 
-def test_stub_parameters_match_the_compiled_signatures():
-    for name, parameters in stub_functions().items():
-        compiled = list(inspect.signature(getattr(kernels, name)).parameters)
-        assert parameters == compiled, name
+@pytest.mark.parametrize("name", compiled_modules())
+def test_stubs_name_every_public_function(name):
+    module = importlib.import_module(f"cyconv.{name}")
+    public = {attr for attr in dir(module) if not attr.startswith("_") and callable(getattr(module, attr))}
+    assert set(stub_functions(name)) == public
+
+
+@pytest.mark.parametrize("name", compiled_modules())
+def test_stub_parameters_match_the_compiled_signatures(name):
+    module = importlib.import_module(f"cyconv.{name}")
+    for function, parameters in stub_functions(name).items():
+        assert parameters == list(inspect.signature(getattr(module, function)).parameters), function
 
 
 def test_package_is_marked_typed():
-    assert os.path.exists(os.path.join(os.path.dirname(cyconv.__file__), "py.typed"))
+    assert os.path.exists(os.path.join(PACKAGE, "py.typed"))

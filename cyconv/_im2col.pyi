@@ -1,6 +1,6 @@
-# Type stubs for the compiled module cyconv/_kernels.pyx (checked against it by tests/test_stubs.py).
+# Type stubs for the compiled module cyconv/_im2col.pyx (checked against it by tests/test_stubs.py).
 # Every kernel is fused over float32 and float64: all array arguments share one of the two dtypes.
-# The kernels trust their caller (cyconv.functional): shapes and contiguity are not checked.
+# The kernels trust their caller (cyconv.functional, cyconv._engine): shapes and contiguity are not checked.
 import numpy as np
 import numpy.typing as npt
 
