@@ -12,17 +12,30 @@ except ImportError as error:
     ) from error
 
 from ._config import get_max_workspace, get_num_threads, set_max_workspace, set_num_threads
-from .compat import col2im_indices, conv_backward, conv_forward, im2col_indices
-from .functional import col2im, conv2d, conv2d_backward, im2col
+from .compat import Conv, col2im_indices, conv_backward, conv_forward, im2col_indices
+from .convgrad import ConvGrad
+from .functional import (
+    col2im,
+    conv1d,
+    conv1d_backward,
+    conv2d,
+    conv2d_backward,
+    conv2d_transpose,
+    conv2d_transpose_backward,
+    depthwise_conv2d,
+    im2col,
+)
 from ._geometry import Geometry, conv_geometry
 from .gradcheck import CheckResult, GradcheckReport, check_conv2d, check_function, check_layer, conv2d_direct
-from .layers import Conv, ConvGrad, Convolution
+from .layers import Conv1D, Convolution, ConvolutionTranspose
 
 __all__ = [
     "Conv",
+    "Conv1D",
     "CheckResult",
     "ConvGrad",
     "Convolution",
+    "ConvolutionTranspose",
     "Geometry",
     "GradcheckReport",
     "check_conv2d",
@@ -30,12 +43,17 @@ __all__ = [
     "check_layer",
     "col2im",
     "col2im_indices",
+    "conv1d",
+    "conv1d_backward",
     "conv2d",
     "conv2d_backward",
+    "conv2d_transpose",
+    "conv2d_transpose_backward",
     "conv2d_direct",
     "conv_backward",
     "conv_forward",
     "conv_geometry",
+    "depthwise_conv2d",
     "get_max_workspace",
     "get_num_threads",
     "im2col",

@@ -1,22 +1,25 @@
 """How a validated convolution is computed: which compiled algorithm, how its work is cut.
 
 Everything above this module (functional, layers, compat) hands it a ConvProblem that
-cyconv._validation has checked; everything below it (the compiled modules) trusts what it passes.
+cyconv._problems has checked; everything below it (the compiled modules) trusts what it passes.
 
-    forward(problem)                       -> y
-    backward(problem, grad_y, need_x=True) -> (grad_x or None, grad_kernel, grad_bias)
+    forward(problem)                      -> y
+    kernel_grad(problem, grad_y)          -> (grad_kernel, grad_bias)
+    input_grad(problem, grad_y, bias)     -> grad_x (+ bias): also a transposed convolution's output
+    backward(problem, grad_y)             -> (grad_x, grad_kernel, grad_bias)
 
 Algorithms:
-  "gemm"  im2col + GEMM, fused per core (cyconv._gemm): any geometry.
+  "gemm"  im2col + GEMM, fused per core (cyconv._gemm): any geometry, any groups.
 
 How the work is cut (sizes depend on the problem only, never on the thread count, so that
 results are identical for any number of threads):
   - Products run on blocks of the patch matrix of about BLOCK_BYTES, one block per thread at a time.
-  - The kernel gradient is summed as partial sums over (groups of blocks) x (parts of the columns):
-    at least PARTIAL_UNITS units of work, the groups' partial sums added in a fixed order.
+  - The kernel gradient is summed as partial sums over (parts of the rows) x (groups) x (parts of
+    a group's columns): at least PARTIAL_UNITS units of work, added in a fixed order.
   - The input gradient of a stride-1 convolution is itself a convolution of grad_y with the
     flipped kernel (so every forward algorithm serves it); with strides, grad_y @ kernel is
     formed a round of images at a time and added back into grad_x (col2im).
+  - Padding modes other than a constant pad x first (cyconv._padding) and fold the gradient back.
   - The scratch memory of a call stays within cyconv.get_max_workspace() (but never less than
     one block per thread and one image's round).
 """
@@ -25,10 +28,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import _config, _gemm
+from . import _config, _gemm, _padding
 from ._blas_threads import one_blas_thread
 from ._geometry import Geometry
-from ._validation import nhwc_order
 
 # A block of the patch matrix this size stays in a core's L2 cache while it is multiplied.
 BLOCK_BYTES = 256 * 2**10
@@ -66,6 +68,10 @@ def _scratch(role, size, dtype):
     return buffers[key][:size]
 
 
+def _per_thread_scratch(role, threads, size, dtype):
+    return _scratch(role, threads * size, dtype).reshape(threads, size)
+
+
 def _block(per_unit_bytes, units, threads):
     """Units (rows or pixels) per block: about BLOCK_BYTES, and all threads' blocks within the
     workspace limit; at least one, at most `units`."""
@@ -73,104 +79,134 @@ def _block(per_unit_bytes, units, threads):
     return int(max(1, min(units, budget // max(per_unit_bytes, 1))))
 
 
-def _per_thread_scratch(role, threads, size, dtype):
-    return _scratch(role, threads * size, dtype).reshape(threads, size)
+def _matrix_shape(problem, channels_of_rows):
+    """How the engine views an NHWC (N * P, channels) / NCHW (N, channels, P) output-sized array."""
+    g = problem.geometry
+    pixels = g.out_h * g.out_w
+    if problem.layout == "NHWC":
+        return (problem.batch * pixels, channels_of_rows)
+    return (problem.batch, channels_of_rows, pixels)
 
 
-def _no_bias(problem):
-    return np.empty(0, dtype=problem.dtype)
+def _unpadded(problem):
+    """The problem itself, or for a padding mode other than a constant the VALID convolution of
+    the padded input."""
+    g = problem.geometry
+    if problem.padding_mode == "constant" or not any((g.pad_top, g.pad_bottom, g.pad_left, g.pad_right)):
+        return problem
+    return replace(problem, x=_padding.pad(problem.x, g, problem.layout, problem.padding_mode),
+                   geometry=_padding.padded_geometry(g), padding_mode="constant")
 
 
 def forward(problem):
     """y of the problem, in its layout and dtype."""
+    problem = _unpadded(problem)
     g = problem.geometry
-    n, f, pixels = problem.batch, problem.filters, g.out_h * g.out_w
-    wm = problem.kernel.reshape(f, -1)
-    taps = wm.shape[1]
-    bias = _no_bias(problem) if problem.bias is None else problem.bias
+    wm = problem.kernel.reshape(problem.filters, -1)
+    taps = problem.groups * wm.shape[1]
+    bias = np.empty(0, dtype=problem.dtype) if problem.bias is None else problem.bias
     threads = _threads(problem)
-    item = problem.dtype.itemsize
     nhwc = problem.layout == "NHWC"
-    y = np.empty((n * pixels, f) if nhwc else (n, f, pixels), dtype=problem.dtype)
-    block = _block(taps * item, n * pixels if nhwc else pixels, threads)
+    y = np.empty(_matrix_shape(problem, problem.filters), dtype=problem.dtype)
+    block = _block(taps * problem.dtype.itemsize, y.shape[0] if nhwc else y.shape[2], threads)
     work = _per_thread_scratch("cols", threads, block * taps, problem.dtype)
     kernel = _gemm.forward_nhwc if nhwc else _gemm.forward_nchw
     with one_blas_thread():
-        kernel(problem.x, wm, bias, y, *g.kernel_args(), problem.pad_value, block, work, threads)
+        kernel(problem.x, wm, bias, y, *g.kernel_args(), problem.pad_value, problem.groups, block, work, threads)
     return y.reshape(problem.output_shape)
 
 
-def backward(problem, grad_y, need_x=True):
-    """(grad_x, grad_kernel, grad_bias) of the problem for grad_y = dL/dy (its output's shape,
-    dtype, C-contiguous); grad_x is None when need_x is false."""
-    grad_kernel, grad_bias = _kernel_grad(problem, grad_y)
-    grad_x = _input_grad(problem, grad_y) if need_x else None
+def backward(problem, grad_y):
+    """(grad_x, grad_kernel, grad_bias) for grad_y = dL/dy (the output's shape and dtype,
+    C-contiguous)."""
+    unpadded = _unpadded(problem)
+    grad_kernel, grad_bias = kernel_grad(unpadded, grad_y)
+    grad_x = input_grad(unpadded, grad_y)
+    if unpadded is not problem:
+        grad_x = _padding.fold(grad_x, problem.geometry, problem.layout, problem.padding_mode)
     return grad_x, grad_kernel, grad_bias
 
 
-def _kernel_grad(problem, grad_y):
+def kernel_grad(problem, grad_y):
+    """(grad_kernel, grad_bias): dL/dkernel for grad_y = dL/dy, and grad_y summed per filter."""
+    problem = _unpadded(problem)
     g = problem.geometry
-    n, f, pixels = problem.batch, problem.filters, g.out_h * g.out_w
-    taps = problem.kernel[0].size
+    f, groups = problem.filters, problem.groups
+    group_taps = problem.kernel[0].size
     item = problem.dtype.itemsize
     threads = _threads(problem)
     nhwc = problem.layout == "NHWC"
-    # Cut the columns into parts of at least 128, the blocks into groups, for PARTIAL_UNITS units;
-    # fewer groups when their partial sums would not fit in PARTIAL_BYTES.
-    column_parts = max(1, min(PARTIAL_UNITS, taps // 128))
-    block = _block(-(-taps // column_parts) * item, n * pixels if nhwc else pixels, threads)
-    blocks = -(-(n * pixels) // block) if nhwc else n * -(-pixels // block)
-    groups = max(1, min(-(-PARTIAL_UNITS // column_parts), blocks, PARTIAL_BYTES // (f * taps * item)))
-    partials = np.empty((groups, f, taps), dtype=problem.dtype)
-    bias_partials = np.zeros((groups, f))
-    work = _per_thread_scratch("cols", threads, block * -(-taps // column_parts), problem.dtype)
-    gy = grad_y.reshape(n * pixels, f) if nhwc else grad_y.reshape(n, f, pixels)
+    gy = grad_y.reshape(_matrix_shape(problem, f))
+    # Cut each group's columns into parts of at least 128, the rows into parts, for PARTIAL_UNITS
+    # units; fewer row parts when their partial sums would not fit in PARTIAL_BYTES.
+    column_parts = max(1, min(PARTIAL_UNITS, group_taps // 128))
+    part_taps = -(-group_taps // column_parts)
+    units = gy.shape[0] if nhwc else g.out_h * g.out_w
+    block = _block(part_taps * item, units, threads)
+    blocks = -(-gy.shape[0] // block) if nhwc else problem.batch * -(-units // block)
+    row_parts = max(1, min(-(-PARTIAL_UNITS // (groups * column_parts)), blocks,
+                           PARTIAL_BYTES // (f * group_taps * item)))
+    partials = np.empty((row_parts, f, group_taps), dtype=problem.dtype)
+    bias_partials = np.zeros((row_parts, f))
+    work = _per_thread_scratch("cols", threads, block * part_taps, problem.dtype)
     kernel = _gemm.kernel_grad_nhwc if nhwc else _gemm.kernel_grad_nchw
     with one_blas_thread():
-        kernel(problem.x, gy, partials, bias_partials, *g.kernel_args(), problem.pad_value, block,
+        kernel(problem.x, gy, partials, bias_partials, *g.kernel_args(), problem.pad_value, groups, block,
                column_parts, work, threads)
-    grad_kernel = partials[0] if groups == 1 else partials.sum(axis=0)
+    grad_kernel = partials[0] if row_parts == 1 else partials.sum(axis=0)
     return grad_kernel.reshape(problem.kernel.shape), bias_partials.sum(axis=0).astype(problem.dtype)
 
 
-def _input_grad(problem, grad_y):
+def input_grad(problem, grad_y, bias=None):
+    """dL/dx for grad_y = dL/dy, plus `bias` (C,) per channel when given: the output of the
+    transposed convolution of grad_y. Only the problem's geometry, kernel and shapes are used."""
     g = problem.geometry
     if (g.stride_h, g.stride_w) == (1, 1):
-        return forward(_transposed_problem(problem, grad_y))
-    n, f, pixels = problem.batch, problem.filters, g.out_h * g.out_w
+        return forward(_flipped_problem(problem, grad_y, bias))
+    f, groups = problem.filters, problem.groups
     wm = problem.kernel.reshape(f, -1)
-    taps = wm.shape[1]
+    taps = groups * wm.shape[1]
+    pixels = g.out_h * g.out_w
     item = problem.dtype.itemsize
     threads = _threads(problem)
     nhwc = problem.layout == "NHWC"
-    grad_x = np.zeros_like(problem.x)
-    block = _block(f * item, n * pixels if nhwc else pixels, threads)
-    chunk = max(1, min(n, _config.get_max_workspace() // (taps * pixels * item)))
+    grad_x = np.zeros(problem.input_shape, dtype=problem.dtype)
+    gy = grad_y.reshape(_matrix_shape(problem, f))
+    block = _block(f * item, gy.shape[0] if nhwc else pixels, threads)
+    chunk = max(1, min(problem.batch, _config.get_max_workspace() // (taps * pixels * item)))
     dcols = _scratch("dcols", chunk * taps * pixels, problem.dtype)
-    gy = grad_y.reshape(n * pixels, f) if nhwc else grad_y.reshape(n, f, pixels)
     kernel = _gemm.input_grad_nhwc if nhwc else _gemm.input_grad_nchw
     with one_blas_thread():
-        kernel(gy, wm, grad_x, *g.kernel_args(), block, chunk, dcols, threads)
+        kernel(gy, wm, grad_x, *g.kernel_args(), groups, block, chunk, dcols, threads)
+    if bias is not None:
+        grad_x += bias if nhwc else bias[:, None, None]
     return grad_x
 
 
-def _transposed_problem(problem, grad_y):
-    """The stride-1 convolution whose output is grad_x: grad_y convolved with the kernel flipped
-    in space and with its channel axes swapped, padded so that tap (i, j) of the flipped kernel
-    meets what tap (kh-1-i, kw-1-j) read (paddings extent - 1 - pad, negative ones crop)."""
+def _flipped_kernel(problem):
+    """The kernel flipped in space with its channel axes swapped, group by group: the kernel that
+    maps grad_y (F channels) back onto x's C channels."""
+    groups, layout = problem.groups, problem.layout
+    k = problem.kernel.reshape((groups, -1) + problem.kernel.shape[1:])
+    if layout == "NHWC":  # (G, F/G, kh, kw, C/G) -> (G, C/G, kh, kw, F/G)
+        flipped = k[:, :, ::-1, ::-1, :].transpose(0, 4, 2, 3, 1)
+    else:  # (G, F/G, C/G, kh, kw) -> (G, C/G, F/G, kh, kw)
+        flipped = k[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+    return np.ascontiguousarray(flipped).reshape((-1,) + flipped.shape[2:])
+
+
+def _flipped_problem(problem, grad_y, bias):
+    """The stride-1 convolution whose output is grad_x: grad_y convolved with the flipped kernel,
+    padded so that tap (i, j) of the flipped kernel meets what tap (kh-1-i, kw-1-j) read
+    (paddings extent - 1 - pad; negative ones crop)."""
     g = problem.geometry
-    if problem.layout == "NHWC":
-        flipped = problem.kernel[:, ::-1, ::-1, :].transpose(3, 1, 2, 0)
-    else:
-        flipped = problem.kernel[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
     extent_h = (g.kernel_h - 1) * (g.dilation_h + 1) + 1
     extent_w = (g.kernel_w - 1) * (g.dilation_w + 1) + 1
-    _, h, w, _ = nhwc_order(problem.x.shape, problem.layout)
     geometry = Geometry(
         in_h=g.out_h, in_w=g.out_w, kernel_h=g.kernel_h, kernel_w=g.kernel_w, stride_h=1, stride_w=1,
         dilation_h=g.dilation_h, dilation_w=g.dilation_w,
         pad_top=extent_h - 1 - g.pad_top, pad_bottom=extent_h - 1 - g.pad_bottom,
-        pad_left=extent_w - 1 - g.pad_left, pad_right=extent_w - 1 - g.pad_right, out_h=h, out_w=w,
+        pad_left=extent_w - 1 - g.pad_left, pad_right=extent_w - 1 - g.pad_right, out_h=g.in_h, out_w=g.in_w,
     )
-    return replace(problem, x=grad_y, kernel=np.ascontiguousarray(flipped), bias=None, geometry=geometry,
-                   pad_value=0.0)
+    return replace(problem, x=grad_y, kernel=_flipped_kernel(problem), bias=bias, geometry=geometry,
+                   pad_value=0.0, padding_mode="constant")

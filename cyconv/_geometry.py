@@ -199,3 +199,52 @@ def conv_geometry(in_hw, kernel_hw, strides=1, dilations=0, padding="VALID", *, 
     out_w = _padded_output("width", in_w, extent_w, stride_w, left, right, require_exact)
     return Geometry(in_h, in_w, kernel_h, kernel_w, stride_h, stride_w, dil_h, dil_w,
                     top, bottom, left, right, out_h, out_w)
+
+
+def transposed_geometry(in_hw, kernel_hw, strides=1, dilations=0, padding="VALID", output_padding=0):
+    """The Geometry of the convolution that a transposed convolution of an input of size in_hw
+    transposes: its input has the transposed output's size, its output has size in_hw.
+
+    The transposed output size on each axis is
+        in * stride                                               for 'SAME' (Keras' rule)
+        (in - 1) * stride - (before + after) + extent + output_padding   otherwise
+    with output_padding in [0, stride) (0 for 'SAME'): the extra rows / columns at the bottom /
+    right, which no output of the forward convolution reads."""
+    in_h, in_w = pair("input size", in_hw, 1)
+    kernel_h, kernel_w = pair("kernel_size", kernel_hw, 1)
+    stride_h, stride_w = pair("strides", strides, 1)
+    dil_h, dil_w = pair("dilations", dilations, 0)
+    extra_h, extra_w = pair("output_padding", output_padding, 0)
+    for axis, extra, stride in (("height", extra_h, stride_h), ("width", extra_w, stride_w)):
+        if extra >= stride:
+            raise ValueError(
+                f"output_padding must be smaller than the stride on each axis, got {extra} with stride "
+                f"{stride} on the {axis}"
+            )
+    if isinstance(padding, str) and padding.upper() == "SAME":
+        if (extra_h, extra_w) != (0, 0):
+            raise ValueError(
+                f"output_padding must be 0 with padding 'SAME' (the output size is the input size times the "
+                f"stride), got {output_padding!r}"
+            )
+        out_hw = (in_h * stride_h, in_w * stride_w)
+    else:
+        if isinstance(padding, str) and padding.upper() != "VALID":
+            raise ValueError(f"padding must be {PADDING_FORMS}, got {show(padding)}")
+        pads = ((0, 0), (0, 0)) if isinstance(padding, str) else _explicit_padding(padding)
+        out_hw = []
+        for axis, size, k, d, s, (before, after), extra in (
+            ("height", in_h, kernel_h, dil_h, stride_h, pads[0], extra_h),
+            ("width", in_w, kernel_w, dil_w, stride_w, pads[1], extra_w),
+        ):
+            out = (size - 1) * s - before - after + (k - 1) * (d + 1) + 1 + extra
+            if out < 1:
+                raise ValueError(
+                    f"the transposed convolution's output {axis} ({size} - 1) * {s} - {before + after} + "
+                    f"{(k - 1) * (d + 1) + 1} + {extra} = {out} is not positive; expected less padding"
+                )
+            out_hw.append(out)
+    for axis, size in zip(("height", "width"), out_hw):
+        if size > MAX_INDEX:
+            raise ValueError(f"the transposed convolution's output {axis} {size} is larger than {MAX_INDEX}")
+    return conv_geometry(out_hw, (kernel_h, kernel_w), (stride_h, stride_w), (dil_h, dil_w), padding)

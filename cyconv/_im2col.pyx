@@ -36,8 +36,8 @@ def im2col_nhwc(const floating[:, :, :, ::1] x,    # IN  (N, H, W, C)
         return
     with nogil:
         for r in prange(x.shape[0] * out_h, schedule="static", num_threads=num_threads):
-            patches_nhwc(&x[0, 0, 0, 0], H, W, C, &g, r * out_w, (r + 1) * out_w, 0, taps, &cols[r * out_w, 0],
-                         ld, pad)
+            patches_nhwc(&x[0, 0, 0, 0], H, W, C, 0, C, &g, r * out_w, (r + 1) * out_w, 0, taps,
+                         &cols[r * out_w, 0], ld, pad)
 
 
 def col2im_nhwc(const floating[:, ::1] cols,       # IN  (N * out_h * out_w, >= kh * kw * C)
@@ -56,7 +56,7 @@ def col2im_nhwc(const floating[:, ::1] cols,       # IN  (N * out_h * out_w, >= 
         return
     with nogil:
         for r in prange(input_rows, schedule="static", num_threads=num_threads):
-            gather_row_nhwc(&cols[0, 0], ld, &x[0, 0, 0, 0], H, W, C, &g, r // H, r % H)
+            gather_row_nhwc(&cols[0, 0], ld, &x[0, 0, 0, 0], H, W, C, 0, C, &g, r // H, r % H)
 
 
 def im2col_nchw(const floating[:, :, :, ::1] x,    # IN  (N, C, H, W)

@@ -11,8 +11,10 @@
 #
 # Layouts of the patch matrix ("cols"), K = kh * kw * C taps per output pixel:
 #   NHWC  one row per output pixel (n, oh, ow), columns ordered (i, j, c): a kernel row inside the
-#         input is one run of kw * C contiguous values when dw == 0.
-#   NCHW  per image, one row per tap (c, i, j), columns ordered (oh, ow).
+#         input is one run of kw * C contiguous values when dw == 0. A grouped convolution takes
+#         the patches of one group's channels [c0, c0 + cg) at a time (x's pixels still C apart).
+#   NCHW  per image, one row per tap (c, i, j), columns ordered (oh, ow): a group's rows are
+#         already contiguous.
 from cython cimport floating
 from libc.string cimport memcpy
 
@@ -71,62 +73,63 @@ cdef inline void add(floating* dst, const floating* src, Py_ssize_t n) noexcept 
         dst[k] += src[k]
 
 
-cdef inline void _kernel_row_nhwc(const floating* x_row, Py_ssize_t W, Py_ssize_t C, Py_ssize_t iw0,
-                                  Py_ssize_t kw, Py_ssize_t dw, Py_ssize_t lo, Py_ssize_t hi,
+cdef inline void _kernel_row_nhwc(const floating* x_row, Py_ssize_t W, Py_ssize_t C, Py_ssize_t cg,
+                                  Py_ssize_t iw0, Py_ssize_t kw, Py_ssize_t dw, Py_ssize_t lo, Py_ssize_t hi,
                                   floating* out, floating pad) noexcept nogil:
     """out[:hi - lo] = columns [lo, hi) of one kernel row of a patch: tap j reads input column
-    iw0 + j * (dw + 1) of x_row (W pixels of C channels), column j * C + c is its channel c."""
+    iw0 + j * (dw + 1) of x_row (pixels C values apart), column j * cg + c its channel c < cg."""
     cdef Py_ssize_t j_lo = first_valid(iw0, dw + 1, kw)
     cdef Py_ssize_t j_hi = max(end_valid(iw0, dw + 1, W, kw), j_lo)
     # Columns [a, b) of taps left of the input, inside it, right of it (each may be empty).
-    cdef Py_ssize_t a = lo, b = min(hi, j_lo * C)
+    cdef Py_ssize_t a = lo, b = min(hi, j_lo * cg)
     cdef Py_ssize_t j, c0, c1
     if b > a:
         fill(out, b - a, pad)
-    a, b = max(lo, j_lo * C), min(hi, j_hi * C)
+    a, b = max(lo, j_lo * cg), min(hi, j_hi * cg)
     if b > a:
-        if dw == 0:
+        if dw == 0 and cg == C:
             copy(out + (a - lo), x_row + iw0 * C + a, b - a)
         else:
-            for j in range(a // C, (b - 1) // C + 1):
-                c0, c1 = max(a, j * C) - j * C, min(b, j * C + C) - j * C
-                copy(out + (j * C + c0 - lo), x_row + (iw0 + j * (dw + 1)) * C + c0, c1 - c0)
-    a, b = max(lo, j_hi * C), hi
+            for j in range(a // cg, (b - 1) // cg + 1):
+                c0, c1 = max(a, j * cg) - j * cg, min(b, j * cg + cg) - j * cg
+                copy(out + (j * cg + c0 - lo), x_row + (iw0 + j * (dw + 1)) * C + c0, c1 - c0)
+    a, b = max(lo, j_hi * cg), hi
     if b > a:
         fill(out + (a - lo), b - a, pad)
 
 
-cdef inline void _kernel_row(const floating* x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, const Geom* g,
-                             Py_ssize_t n, Py_ssize_t ih, Py_ssize_t ow, Py_ssize_t lo, Py_ssize_t hi,
-                             bint inside, floating* out, floating pad) noexcept nogil:
+cdef inline void _kernel_row(const floating* x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t cg,
+                             const Geom* g, Py_ssize_t n, Py_ssize_t ih, Py_ssize_t ow, Py_ssize_t lo,
+                             Py_ssize_t hi, bint inside, floating* out, floating pad) noexcept nogil:
     """Columns [lo, hi) of the kernel row reading input row ih for output column ow; `inside`:
     the whole kernel row lies inside the input's columns."""
     cdef Py_ssize_t iw0 = ow * g.sw - g.pad_left
     if ih < 0 or ih >= H:
         fill(out, hi - lo, pad)
-    elif inside and g.dw == 0:
+    elif inside and g.dw == 0 and cg == C:
         copy(out, x + ((n * H + ih) * W + iw0) * C + lo, hi - lo)
     else:
-        _kernel_row_nhwc(x + ((n * H + ih) * W) * C, W, C, iw0, g.kw, g.dw, lo, hi, out, pad)
+        _kernel_row_nhwc(x + ((n * H + ih) * W) * C, W, C, cg, iw0, g.kw, g.dw, lo, hi, out, pad)
 
 
-cdef inline void patches_nhwc(const floating* x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, const Geom* g,
-                              Py_ssize_t m0, Py_ssize_t m1, Py_ssize_t k0, Py_ssize_t k1, floating* out,
-                              Py_ssize_t ld, floating pad) noexcept nogil:
-    """out[m - m0, :k1 - k0] = columns [k0, k1) of rows m in [m0, m1) of the NHWC cols of
-    x (N, H, W, C); row m = (n, oh, ow) is output pixel (oh, ow) of image n; out has row stride ld.
+cdef inline void patches_nhwc(const floating* x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t c0,
+                              Py_ssize_t cg, const Geom* g, Py_ssize_t m0, Py_ssize_t m1, Py_ssize_t k0,
+                              Py_ssize_t k1, floating* out, Py_ssize_t ld, floating pad) noexcept nogil:
+    """out[m - m0, :k1 - k0] = columns [k0, k1) of rows m in [m0, m1) of the NHWC cols of channels
+    [c0, c0 + cg) of x (N, H, W, C) (all channels: c0 = 0, cg = C); row m = (n, oh, ow) is output
+    pixel (oh, ow) of image n; out has row stride ld.
 
-    Works one output row (n, oh) at a time. Short kernel rows (kw * C < 32 values: few channels)
+    Works one output row (n, oh) at a time. Short kernel rows (kw * cg < 32 values: few channels)
     are swept across the output row, kernel row by kernel row, so the interior columns are one
     tight loop (1.7x faster for C = 1..3); long ones fill each patch in order."""
-    cdef Py_ssize_t row_len = g.kw * C, pixels = g.out_h * g.out_w
+    cdef Py_ssize_t row_len = g.kw * cg, pixels = g.out_h * g.out_w
     # Output columns [ow_lo, ow_hi) read a whole kernel row inside the input.
     cdef Py_ssize_t ow_lo = first_valid(-g.pad_left, g.sw, g.out_w)
     cdef Py_ssize_t ow_hi = max(end_valid(-g.pad_left + (g.kw - 1) * (g.dw + 1), g.sw, W, g.out_w), ow_lo)
     cdef Py_ssize_t i_first = k0 // row_len, i_last = (k1 - 1) // row_len
     cdef Py_ssize_t m = m0, n, oh, ow, ow0, ow1, i, ih, lo, hi
     cdef floating* row_out
-    cdef const floating* x_row
+    x = x + c0
     while m < m1:
         n, oh, ow0 = m // pixels, (m % pixels) // g.out_w, m % g.out_w
         ow1 = min(g.out_w, ow0 + m1 - m)
@@ -136,14 +139,14 @@ cdef inline void patches_nhwc(const floating* x, Py_ssize_t H, Py_ssize_t W, Py_
                 lo, hi = max(k0 - i * row_len, 0), min(k1 - i * row_len, row_len)
                 ih = oh * g.sh - g.pad_top + i * (g.dh + 1)
                 for ow in range(ow0, ow1):
-                    _kernel_row(x, H, W, C, g, n, ih, ow, lo, hi, ow_lo <= ow < ow_hi,
+                    _kernel_row(x, H, W, C, cg, g, n, ih, ow, lo, hi, ow_lo <= ow < ow_hi,
                                 row_out + ow * ld + i * row_len + lo - k0, pad)
         else:
             for ow in range(ow0, ow1):
                 for i in range(i_first, i_last + 1):
                     lo, hi = max(k0 - i * row_len, 0), min(k1 - i * row_len, row_len)
                     ih = oh * g.sh - g.pad_top + i * (g.dh + 1)
-                    _kernel_row(x, H, W, C, g, n, ih, ow, lo, hi, ow_lo <= ow < ow_hi,
+                    _kernel_row(x, H, W, C, cg, g, n, ih, ow, lo, hi, ow_lo <= ow < ow_hi,
                                 row_out + ow * ld + i * row_len + lo - k0, pad)
         m += ow1 - ow0
 
@@ -177,13 +180,14 @@ cdef inline void taps_nchw(const floating* x_image, Py_ssize_t H, Py_ssize_t W, 
 
 
 cdef inline void gather_row_nhwc(const floating* cols, Py_ssize_t ld, floating* x, Py_ssize_t H,
-                                 Py_ssize_t W, Py_ssize_t C, const Geom* g, Py_ssize_t n,
-                                 Py_ssize_t ih) noexcept nogil:
-    """col2im for one input row: x[n, ih] += every entry of the NHWC cols (rows (n, oh, ow) of
-    ld values) that im2col read from it. Only this row of x is written."""
-    cdef Py_ssize_t row_len = g.kw * C
+                                 Py_ssize_t W, Py_ssize_t C, Py_ssize_t c0, Py_ssize_t cg, const Geom* g,
+                                 Py_ssize_t n, Py_ssize_t ih) noexcept nogil:
+    """col2im for one input row: x[n, ih, :, c0:c0 + cg] += every entry of the NHWC cols of those
+    channels (rows (n, oh, ow) of ld values, columns (i, j, c < cg)) that im2col read from it.
+    Only that part of x is written."""
+    cdef Py_ssize_t row_len = g.kw * cg
     cdef Py_ssize_t i, oh, ow, j, iw, iw0, r
-    cdef floating* x_row = x + ((n * H + ih) * W) * C
+    cdef floating* x_row = x + ((n * H + ih) * W) * C + c0
     cdef const floating* src
     # Output columns [ow_lo, ow_hi) read a whole kernel row inside the input.
     cdef Py_ssize_t ow_lo = first_valid(-g.pad_left, g.sw, g.out_w)
@@ -196,13 +200,13 @@ cdef inline void gather_row_nhwc(const floating* cols, Py_ssize_t ld, floating* 
         for ow in range(g.out_w):
             src = cols + (r + ow) * ld + i * row_len
             iw0 = ow * g.sw - g.pad_left
-            if g.dw == 0 and ow_lo <= ow < ow_hi:
+            if g.dw == 0 and cg == C and ow_lo <= ow < ow_hi:
                 add(x_row + iw0 * C, src, row_len)
             else:
                 for j in range(g.kw):
                     iw = iw0 + j * (g.dw + 1)
                     if 0 <= iw < W:
-                        add(x_row + iw * C, src + j * C, C)
+                        add(x_row + iw * C, src + j * cg, cg)
 
 
 cdef inline void gather_row_nchw(const floating* cols_image, Py_ssize_t ld, floating* x_image,

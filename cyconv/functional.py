@@ -15,19 +15,13 @@ NHWC output) or y[n] = Wm @ cols[n] (NCHW, already the NCHW output).
 
 Dilation d is document 001's: d gaps between taps, 0 is the ordinary kernel (PyTorch's d + 1).
 """
+from dataclasses import replace
+
 import numpy as np
 
 from . import _config, _engine, _im2col
-from ._validation import (
-    compute_dtype,
-    conv_problem,
-    grad_output,
-    in_layout,
-    layout_name,
-    patch_geometry,
-    real_array,
-    real_scalar,
-)
+from ._problems import conv1d_problem, conv_problem, grad_output, patch_geometry, transpose_problem
+from ._validation import compute_dtype, in_layout, layout_name, real_array, real_scalar
 
 
 # Below this many cols elements im2col / col2im run on one thread: starting and joining an OpenMP
@@ -45,35 +39,134 @@ def _cols_shape(n, c, geometry, layout):
     return (n * pixels, taps) if layout == "NHWC" else (n, taps, pixels)
 
 
-def conv2d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, layout="NHWC", pad_value=0.0):
+def conv2d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, layout="NHWC", pad_value=0.0,
+           groups=1, padding_mode="constant"):
     """2-D convolution (cross-correlation, as in every deep-learning framework).
 
-    x          (N, H, W, C) for layout "NHWC", (N, C, H, W) for "NCHW"
-    kernel     (F, kh, kw, C) for "NHWC", (F, C, kh, kw) for "NCHW"
-    bias       (F,) or None
-    strides    int or (sh, sw), >= 1
-    dilations  int or (dh, dw), >= 0: gaps between taps, 0 = ordinary kernel (PyTorch's d + 1)
-    padding    "SAME" | "VALID" | int | (ph, pw) | ((top, bottom), (left, right)); SAME is
-               TensorFlow's rule (the odd pixel of padding goes bottom / right)
-    pad_value  the value of the padded border (default 0)
+    x             (N, H, W, C) for layout "NHWC", (N, C, H, W) for "NCHW"
+    kernel        (F, kh, kw, C / groups) for "NHWC", (F, C / groups, kh, kw) for "NCHW"
+    bias          (F,) or None
+    strides       int or (sh, sw), >= 1
+    dilations     int or (dh, dw), >= 0: gaps between taps, 0 = ordinary kernel (PyTorch's d + 1)
+    padding       "SAME" | "VALID" | int | (ph, pw) | ((top, bottom), (left, right)); SAME is
+                  TensorFlow's rule (the odd pixel of padding goes bottom / right)
+    pad_value     the value of the padded border with padding_mode "constant" (default 0)
+    groups        G dividing C and F: filter f sees only the C / G channels of its group f // (F / G)
+                  (PyTorch's groups; depthwise: G = C)
+    padding_mode  "constant" | "reflect" | "replicate" | "circular" (PyTorch's names; NumPy's
+                  "edge" and "wrap" are accepted for the last two)
 
     Returns y, (N, OH, OW, F) for "NHWC" or (N, F, OH, OW) for "NCHW", float32 when the inputs are
-    float32, float64 otherwise:
-        y[n, oh, ow, f] = bias[f] + sum_{i, j, c} xpad[n, oh*sh + i*(dh+1), ow*sw + j*(dw+1), c]
-                                                  * kernel[f, i, j, c]
+    float32, float64 otherwise. With g = f // (F / G) the group of filter f, C_g = C / G:
+        y[n, oh, ow, f] = bias[f] + sum_{i, j, c < C_g} xpad[n, oh*sh + i*(dh+1), ow*sw + j*(dw+1), g*C_g + c]
+                                                        * kernel[f, i, j, c]
     """
-    return _engine.forward(conv_problem(x, kernel, bias, strides, dilations, padding, layout, pad_value))
+    problem = conv_problem(x, kernel, bias, strides, dilations, padding, layout, pad_value, groups=groups,
+                           padding_mode=padding_mode)
+    return _engine.forward(problem)
 
 
 def conv2d_backward(grad_y, x, kernel, strides=1, dilations=0, padding="VALID", *, layout="NHWC",
-                    pad_value=0.0):
+                    pad_value=0.0, groups=1, padding_mode="constant"):
     """Gradients of conv2d with respect to x, kernel and bias, given grad_y = dL/dy.
 
     Arguments as for conv2d; grad_y has the shape of conv2d's output. Returns
-    (grad_x, grad_kernel, grad_bias) shaped like x, kernel and (F,).
+    (grad_x, grad_kernel, grad_bias) shaped like x, kernel and (F,). With a padding mode other
+    than "constant", the gradient of each padded pixel flows back to the pixel it copied.
     """
-    problem = conv_problem(x, kernel, None, strides, dilations, padding, layout, pad_value)
-    return _engine.backward(problem, grad_output(grad_y, problem))
+    problem = conv_problem(x, kernel, None, strides, dilations, padding, layout, pad_value, groups=groups,
+                           padding_mode=padding_mode)
+    return _engine.backward(problem, grad_output(grad_y, problem.output_shape, problem.dtype, problem.layout))
+
+
+def depthwise_conv2d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, layout="NHWC",
+                     pad_value=0.0, padding_mode="constant"):
+    """Depthwise convolution: conv2d with groups = C, each channel convolved with its own filters.
+
+    kernel is (C * M, kh, kw, 1) for "NHWC", (C * M, 1, kh, kw) for "NCHW", M the channel
+    multiplier: output channel c * M + m is channel c convolved with kernel[c * M + m]. (TensorFlow's
+    depthwise filter (kh, kw, C, M) is this kernel transposed: filter.transpose(2, 3, 0, 1)
+    reshaped to (C * M, kh, kw, 1).) Gradients: conv2d_backward(..., groups=C).
+    """
+    x = real_array("x", x, 4)
+    channels = x.shape[3] if layout_name(layout) == "NHWC" else x.shape[1]
+    return conv2d(x, kernel, bias, strides, dilations, padding, layout=layout, pad_value=pad_value,
+                  groups=max(channels, 1), padding_mode=padding_mode)
+
+
+def conv2d_transpose(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, output_padding=0,
+                     layout="NHWC", groups=1):
+    """Transposed convolution (PyTorch's conv_transpose2d, TensorFlow's conv2d_transpose): the
+    adjoint of x -> conv2d(x, kernel), its output as large as that convolution's input.
+
+    x               (N, H, W, F) for "NHWC", (N, F, H, W) for "NCHW"
+    kernel          the forward convolution's kernel: (F, kh, kw, C / groups) for "NHWC",
+                    (F, C / groups, kh, kw) for "NCHW" — it maps F channels back to C
+    bias            (C,) or None
+    padding         the forward convolution's padding: "SAME" gives an output of H * stride (Keras'
+                    rule), "VALID" / explicit paddings (H - 1) * stride - pads + extent + output_padding
+    output_padding  int or pair in [0, stride): rows / columns added at the bottom / right
+                    (0 with "SAME")
+
+    Returns (N, OH, OW, C) / (N, C, OH, OW), such that for every y of that shape
+        <conv2d(y, kernel, strides=..., padding=...), x> == <y, conv2d_transpose(x, kernel, ...)>.
+    PyTorch's ConvTranspose2d weight (F, C / groups, kh, kw) is this NCHW kernel as it is; TF's
+    conv2d_transpose filter (kh, kw, C, F) is the NHWC kernel transposed (3, 0, 1, 2).
+    """
+    problem = transpose_problem(x, kernel, bias, strides, dilations, padding, output_padding, layout, groups)
+    return _engine.input_grad(problem.conv, problem.x, problem.bias)
+
+
+def conv2d_transpose_backward(grad_y, x, kernel, strides=1, dilations=0, padding="VALID", *, output_padding=0,
+                              layout="NHWC", groups=1):
+    """Gradients of conv2d_transpose with respect to x, kernel and bias, given grad_y = dL/dy.
+
+    Arguments as for conv2d_transpose; grad_y has the shape of its output. Returns
+    (grad_x, grad_kernel, grad_bias) shaped like x, kernel and (C,): grad_x is the forward
+    convolution of grad_y, grad_kernel that convolution's kernel gradient for the gradient x.
+    """
+    problem = transpose_problem(x, kernel, None, strides, dilations, padding, output_padding, layout, groups)
+    conv = problem.conv
+    grad_y = grad_output(grad_y, conv.input_shape, conv.dtype, conv.layout)
+    forward = replace(conv, x=grad_y)
+    grad_kernel, _ = _engine.kernel_grad(forward, problem.x)
+    sum_axes = (0, 1, 2) if conv.layout == "NHWC" else (0, 2, 3)
+    grad_bias = grad_y.sum(axis=sum_axes, dtype=np.float64).astype(conv.dtype)
+    return _engine.forward(forward), grad_kernel, grad_bias
+
+
+def conv1d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, layout="NWC", pad_value=0.0,
+           groups=1, padding_mode="constant"):
+    """1-D convolution (sequences, audio): conv2d on images one pixel high.
+
+    x        (N, W, C) for layout "NWC", (N, C, W) for "NCW"
+    kernel   (F, k, C / groups) for "NWC", (F, C / groups, k) for "NCW"
+    strides, dilations  an int (or a sequence of one)
+    padding  "SAME" | "VALID" | int | (left, right)
+    Other arguments as for conv2d. Returns y, (N, OW, F) for "NWC" or (N, F, OW) for "NCW".
+    """
+    problem = conv1d_problem(x, kernel, bias, strides, dilations, padding, layout, pad_value, groups=groups,
+                             padding_mode=padding_mode)
+    return _engine.forward(problem).reshape(_without_height(problem.output_shape, problem.layout))
+
+
+def conv1d_backward(grad_y, x, kernel, strides=1, dilations=0, padding="VALID", *, layout="NWC", pad_value=0.0,
+                    groups=1, padding_mode="constant"):
+    """Gradients of conv1d with respect to x, kernel and bias, given grad_y = dL/dy of conv1d's
+    output shape. Returns (grad_x, grad_kernel, grad_bias) shaped like x, kernel and (F,)."""
+    problem = conv1d_problem(x, kernel, None, strides, dilations, padding, layout, pad_value, groups=groups,
+                             padding_mode=padding_mode)
+    shape = _without_height(problem.output_shape, problem.layout)
+    grad_y = grad_output(grad_y, shape, problem.dtype, problem.layout, axes="NWC" if problem.layout == "NHWC" else "NCW")
+    grad_x, grad_kernel, grad_bias = _engine.backward(problem, grad_y.reshape(problem.output_shape))
+    return (grad_x.reshape(_without_height(grad_x.shape, problem.layout)),
+            grad_kernel.reshape(_without_height(grad_kernel.shape, problem.layout)), grad_bias)
+
+
+def _without_height(shape, layout):
+    """A 4-D shape of an image one pixel high, without its height axis."""
+    axis = 1 if layout == "NHWC" else 2
+    return shape[:axis] + shape[axis + 1:]
 
 
 def im2col(x, kernel_size, strides=1, dilations=0, padding="VALID", *, layout="NHWC", pad_value=0.0):

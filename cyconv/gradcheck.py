@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .functional import conv2d, conv2d_backward
-from ._validation import conv_problem, real_array
+from ._problems import conv_problem
+from ._validation import real_array
 
 
 @dataclass(frozen=True)

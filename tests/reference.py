@@ -72,3 +72,87 @@ def nchw(a):
 def nhwc(a):
     """NCHW array -> NHWC array (also (F, C, kh, kw) -> (F, kh, kw, C))."""
     return np.ascontiguousarray(np.transpose(a, (0, 2, 3, 1)))
+
+
+def pad_reference(x, pads, mode, pad_value=0.0):
+    """x (N, H, W, C) padded by pads ((top, bottom), (left, right)), every padded pixel chosen by
+    its index alone: 'constant' pad_value, 'reflect' mirrored about the edge pixel (not repeated),
+    'replicate' the nearest edge pixel, 'circular' the input repeated."""
+    x = np.asarray(x, dtype=np.float64)
+
+    def source(i, size):
+        """The input index padded index i (counted from the input's first pixel) copies."""
+        if mode == "replicate":
+            return min(max(i, 0), size - 1)
+        if mode == "circular":
+            return i % size
+        while not 0 <= i < size:  # reflect
+            i = -i if i < 0 else 2 * (size - 1) - i
+        return i
+
+    (top, bottom), (left, right) = pads
+    n, h, w, c = x.shape
+    if mode == "constant":
+        out = np.full((n, h + top + bottom, w + left + right, c), pad_value, dtype=np.float64)
+        out[:, top:top + h, left:left + w] = x
+        return out
+    rows = [source(i - top, h) for i in range(h + top + bottom)]
+    cols = [source(j - left, w) for j in range(w + left + right)]
+    return x[:, rows][:, :, cols]
+
+
+def grouped_conv2d_reference(x, kernel, bias, strides, dilations, pads, pad_value=0.0, groups=1):
+    """conv2d_reference of each group: channels [g*C/G, (g+1)*C/G) of x (N, H, W, C) convolved with
+    filters [g*F/G, (g+1)*F/G) of kernel (F, kh, kw, C/G), the groups' outputs side by side."""
+    cg, fg = x.shape[3] // groups, kernel.shape[0] // groups
+    y = np.concatenate([
+        conv2d_reference(x[..., g * cg:(g + 1) * cg], kernel[g * fg:(g + 1) * fg], None, strides, dilations, pads,
+                         pad_value)
+        for g in range(groups)
+    ], axis=3)
+    return y if bias is None else y + np.asarray(bias, dtype=np.float64)
+
+
+def conv2d_transpose_reference(x, kernel, bias, strides, dilations, pads, out_hw, groups=1):
+    """Transposed convolution by scattering, in float64, NHWC: x (N, H, W, F), kernel (F, kh, kw, C/G),
+    output (N, OH, OW, C) with (OH, OW) = out_hw. Input pixel (h, w) of filter f (group g = f // (F/G))
+    adds x[n, h, w, f] * kernel[f, i, j, :] to channels [g*C/G, (g+1)*C/G) of output pixel
+    (h*sh - top + i*(dh+1), w*sw - left + j*(dw+1)) when that pixel exists."""
+    x = np.asarray(x, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    n, h, w, f = x.shape
+    _, kh, kw, cg = kernel.shape
+    fg = f // groups
+    (sh, sw), (dh, dw), ((top, _), (left, _)) = strides, dilations, pads
+    y = np.zeros((n, out_hw[0], out_hw[1], groups * cg))
+    for g in range(groups):
+        for oh in range(h):
+            for ow in range(w):
+                for i in range(kh):
+                    for j in range(kw):
+                        row, col = oh * sh - top + i * (dh + 1), ow * sw - left + j * (dw + 1)
+                        if 0 <= row < out_hw[0] and 0 <= col < out_hw[1]:
+                            y[:, row, col, g * cg:(g + 1) * cg] += (
+                                x[:, oh, ow, g * fg:(g + 1) * fg] @ kernel[g * fg:(g + 1) * fg, i, j, :])
+    return y if bias is None else y + np.asarray(bias, dtype=np.float64)
+
+
+def conv1d_reference(x, kernel, bias, stride, dilation, pads, pad_value=0.0, groups=1):
+    """Direct 1-D convolution in float64, NWC: x (N, W, C), kernel (F, k, C/G), pads (left, right):
+    y[n, o, f] = bias[f] + sum_{j, c} xpad[n, o*stride + j*(dilation+1), g*C/G + c] * kernel[f, j, c]."""
+    x = np.asarray(x, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    n, width, c = x.shape
+    f, k, cg = kernel.shape
+    fg = f // groups
+    left, right = pads
+    xpad = np.full((n, width + left + right, c), pad_value, dtype=np.float64)
+    xpad[:, left:left + width] = x
+    out = (width + left + right - (k - 1) * (dilation + 1) - 1) // stride + 1
+    y = np.zeros((n, out, f))
+    for o in range(out):
+        for j in range(k):
+            pixel = xpad[:, o * stride + j * (dilation + 1)]
+            for g in range(groups):
+                y[:, o, g * fg:(g + 1) * fg] += pixel[:, g * cg:(g + 1) * cg] @ kernel[g * fg:(g + 1) * fg, j].T
+    return y if bias is None else y + np.asarray(bias, dtype=np.float64)
