@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from numpy.testing import assert_allclose, assert_array_equal
+from numpy.testing import assert_array_equal
 
 from cyconv import col2im_indices, conv_backward, conv_forward, im2col_indices
 from helpers import FD_TOL, assert_close, assert_within_bound
