@@ -11,10 +11,10 @@ Two comparisons:
   comparisons whose sum |terms| the test does not compute (small problems, cyconv against itself,
   finite differences). Its TOL is a scale-relative tolerance, not a bound.
 
-The bound (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., section 3.1, (3.4)-(3.5)
-and Lemma 3.1). Model: every operation (a product, a sum, a conversion to a narrower type) returns
-the exact result times (1 + d), |d| <= u, u = 2**-24 in float32 and 2**-53 in float64 (round to
-nearest, no underflow: the tests' data are of order one). A fused multiply-add rounds once for a
+The bound (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., section 3.1, (3.4) to
+(3.5) and Lemma 3.1). Model: every operation (a product, a sum, a conversion to a narrower type)
+returns the exact result times (1 + d), |d| <= u, u = 2**-24 in float32 and 2**-53 in float64 (round
+to nearest, no underflow: the tests' data are of order one). A fused multiply-add rounds once for a
 product and a sum; an operation in a wider type rounds with a smaller d. Then a sum
 
     y = sum_{k=1..K} t_k,   t_k = a_k * b_k (or t_k = a_k alone, as in grad_bias)
@@ -26,9 +26,11 @@ result's type or a wider one -- satisfies
     |y_computed - y| <= gamma_K * sum_k |t_k|,   gamma_K = K u / (1 - K u).
 
 Why: the additions form a binary tree with K leaves, so on its way to the root a term meets at
-most K - 1 rounded additions, plus one rounding for its product (or, for a term without a product,
-the final conversion to the result's type): y_computed = sum_k t_k (1 + theta_k) with
-|theta_k| <= (1 + u)**K - 1 <= gamma_K. K counts every term of the sum, zero or not: a tap in the
+most K - 1 rounded additions and one more rounding -- its product or, for a term without one, the
+final conversion to the result's type: y_computed = sum_k t_k (1 + theta_k) with
+|theta_k| <= (1 + u)**K - 1 <= gamma_K. (Roundings in a wider type only shrink theta_k: a float64
+computation rounded once to float32 is within the bound too, which is why
+assert_float32_arithmetic exists.) K counts every term of the sum, zero or not: a tap in the
 padding is a term; the bias is one more term (cyconv adds it inside the product, or after it).
 
 The tests compare with r, the same sum in float64 by tests/reference.py from the same inputs
