@@ -56,17 +56,19 @@ def own_kernels():
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """{coretype: subprocess}, all started at once so that they overlap; each test waits for its
-    own. One BLAS thread each, as they run side by side: OpenBLAS's threaded GEMM gives each
-    thread whole dot products (blocks of rows and columns), so the thread count does not change
-    the order in which any element is summed."""
+def runs(request, tmp_path_factory):
+    """{coretype: subprocess} for the kernels this session's tests ask for, all started at once
+    so that they overlap; each test waits for its own. One BLAS thread each, as they run side by
+    side: OpenBLAS's threaded GEMM gives each thread whole dot products (blocks of rows and
+    columns), so the thread count does not change the order in which any element is summed."""
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(cyconv.__file__)))
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    wanted = {item.callspec.params["coretype"] for item in request.session.items
+              if item.originalname == "test_precision_tests_pass_on_the_openblas_kernel"}
     started = {}
     for coretype in CORETYPES:
-        if own_kernels() == {coretype.lower()}:
+        if coretype not in wanted or own_kernels() == {coretype.lower()}:
             continue
         # cwd: `python -c` puts the working directory first on sys.path, where a source
         # checkout's cyconv/ (without the compiled module) would shadow the installed package.
