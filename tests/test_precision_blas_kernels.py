@@ -25,7 +25,9 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 SELECTED = "within_the_bound or computed_in_float32"
 
 # Loads cyconv and both OpenBLAS builds, runs one product in each precision (a kernel the CPU
-# cannot run dies here, before the tests), says which kernels are loaded, then runs the tests.
+# cannot run dies here, before the tests), says which kernels are loaded, then runs the tests --
+# without conftest.py and Hypothesis, which test_precision.py does not use (they would double the
+# cost of each run).
 SCRIPT = """
 import sys
 import numpy as np
@@ -43,7 +45,8 @@ print("openblas kernels:", " ".join(loaded), flush=True)
 if [name.lower() for name in loaded] != [sys.argv[1].lower()]:
     sys.exit(99)
 import pytest
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", sys.argv[2], "-k", sys.argv[3]]))
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "--noconftest",
+                      sys.argv[2], "-k", sys.argv[3]]))
 """
 
 
