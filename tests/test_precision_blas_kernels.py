@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+import threadpoolctl
 
 import cyconv
 
@@ -52,8 +53,6 @@ sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest
 
 def own_kernels():
     """The kernels this session's OpenBLAS builds run (their choice for this CPU)."""
-    import threadpoolctl
-
     return {pool["architecture"].lower() for pool in threadpoolctl.threadpool_info()
             if pool["internal_api"] == "openblas"}
 
