@@ -1,10 +1,11 @@
 """Random NCHW convolutions in the shape of documents 000 and 002 (int stride, int padding, exact
-output size), and the direct-loop reference in NCHW, for test_compat.py and test_conv_layer.py."""
+output size), the direct-loop reference in NCHW and finite-difference gradients, for
+test_compat.py and test_conv_layer.py."""
 import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from reference import conv2d_reference, nchw, nhwc
+from reference import conv2d_reference, finite_difference_grad, nchw, nhwc
 
 
 def reference_nchw(X, W, b, stride, padding):
@@ -12,6 +13,19 @@ def reference_nchw(X, W, b, stride, padding):
     bias = None if b is None else np.ravel(b)
     pads = ((padding, padding), (padding, padding))
     return nchw(conv2d_reference(nhwc(X), nhwc(W), bias, (stride, stride), (0, 0), pads))
+
+
+def finite_difference_grads(forward, X, W, b, stride, padding, probe):
+    """dL/dX, dL/dW, dL/db of L = <forward(X, W, b, stride, padding), probe>, by central
+    differences."""
+    def loss(X_, W_, b_):
+        return float(np.sum(forward(X_, W_, b_, stride, padding) * probe))
+
+    return (
+        finite_difference_grad(lambda v: loss(v, W, b), X),
+        finite_difference_grad(lambda v: loss(X, v, b), W),
+        finite_difference_grad(lambda v: loss(X, W, v), b),
+    )
 
 
 @st.composite

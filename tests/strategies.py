@@ -3,10 +3,8 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
+from helpers import DTYPES, LAYOUTS
 from reference import reference_padding
-
-LAYOUTS = ("NHWC", "NCHW")
-DTYPES = (np.float32, np.float64)
 
 
 @st.composite

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 
 import cyconv
-from reference import conv2d_reference, finite_difference_grad, nchw, nhwc, reference_padding
-
-TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}  # relative to the output's scale
-LAYOUTS = ["NHWC", "NCHW"]
+from helpers import LAYOUTS, assert_close, from_layout, to_layout
+from reference import conv2d_reference, finite_difference_grad, reference_padding
 
 
 class Problem:
@@ -54,22 +52,6 @@ class Problem:
         pad = self.padding if isinstance(self.padding, str) else self.pads
         return dict(strides=self.strides, dilations=self.dilations, padding=pad, layout=layout,
                     pad_value=self.pad_value)
-
-
-def to_layout(a, layout):
-    return a if layout == "NHWC" else nchw(a)
-
-
-def from_layout(a, layout):
-    return a if layout == "NHWC" else nhwc(a)
-
-
-def assert_close(got, expected, dtype=np.float64):
-    dtype = np.dtype(dtype)
-    assert got.dtype == dtype, f"dtype {got.dtype}, expected {dtype}"
-    assert got.shape == expected.shape, f"shape {got.shape}, expected {expected.shape}"
-    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=TOL[dtype] * scale)
 
 
 def check(problem, layout, x, kernel, bias="default", dtype=np.float64, grads=True):
@@ -145,8 +127,8 @@ def test_views_of_every_argument(view, layout):
     check(PROBLEM, layout, x, kernel, make(PROBLEM.bias))
     # grad_y as the same kind of view
     gx, gk, gb = cyconv.conv2d_backward(make(to_layout(PROBLEM.grad_y, layout)), x, kernel, **PROBLEM.kwargs(layout))
-    assert_close(from_layout(gx, layout), PROBLEM.grads[0])
-    assert_close(from_layout(gk, layout), PROBLEM.grads[1])
+    assert_close(from_layout(gx, layout), PROBLEM.grads[0], np.float64)
+    assert_close(from_layout(gk, layout), PROBLEM.grads[1], np.float64)
 
 
 def test_readonly_inputs_are_not_written_and_outputs_are_writable():
@@ -183,7 +165,7 @@ def test_arguments_sharing_one_buffer(layout):
     problem.y = problem.forward_ref(problem.x, problem.kernel)
     problem.grad_y = problem.y[..., ::-1].copy()
     y = cyconv.conv2d(x, kernel, bias, **problem.kwargs(layout))
-    assert_close(from_layout(y, layout), problem.y)
+    assert_close(from_layout(y, layout), problem.y, np.float64)
     np.testing.assert_array_equal(buffer, saved)
     check(problem, layout, x, kernel, bias)
     np.testing.assert_array_equal(buffer, saved)
@@ -198,17 +180,17 @@ def test_outputs_fed_back_as_inputs(layout):
     # y1 (1, 6, 6, 2) NHWC is a valid input of the same geometry; y1 also serves as grad_y
     expected = conv2d_reference(from_layout(y1, layout), first.kernel, None, (1, 1), (0, 0), first.pads)
     y2 = cyconv.conv2d(y1, to_layout(first.kernel, layout), padding="SAME", layout=layout)
-    assert_close(from_layout(y2, layout), expected)
+    assert_close(from_layout(y2, layout), expected, np.float64)
     gx, gk, gb = cyconv.conv2d_backward(y1, y1, to_layout(first.kernel, layout), padding="SAME", layout=layout)
     ref = finite_difference_grad(
         lambda x: np.sum(conv2d_reference(x, first.kernel, None, (1, 1), (0, 0), first.pads) * from_layout(y1, layout)),
         from_layout(y1, layout), h=1.0)
-    assert_close(from_layout(gx, layout), ref)
+    assert_close(from_layout(gx, layout), ref, np.float64)
     # a view of the previous output (one channel sliced out: not contiguous) as x
     view = y1[..., :1] if layout == "NHWC" else y1[:, :1]
     expected = conv2d_reference(from_layout(view, layout), first.kernel[..., :1], None, (1, 1), (0, 0), first.pads)
     got = cyconv.conv2d(view, to_layout(first.kernel[..., :1], layout), padding="SAME", layout=layout)
-    assert_close(from_layout(got, layout), expected)
+    assert_close(from_layout(got, layout), expected, np.float64)
 
 
 def test_im2col_of_a_previous_output_and_col2im_back():
@@ -216,12 +198,12 @@ def test_im2col_of_a_previous_output_and_col2im_back():
     cols = cyconv.im2col(x, (3, 2), strides=(1, 2), dilations=(1, 0), padding="SAME", pad_value=0.5)
     # im2col then a GEMM with the kernel is the convolution
     y = (cols @ PROBLEM.kernel.reshape(4, -1).T).reshape(PROBLEM.y.shape) + PROBLEM.bias
-    assert_close(y, PROBLEM.y)
+    assert_close(y, PROBLEM.y, np.float64)
     # col2im of a transposed (non-contiguous) view of cols
     back = cyconv.col2im(np.ascontiguousarray(cols.T).T, x.shape, (3, 2), strides=(1, 2), dilations=(1, 0),
                          padding="SAME")
     ones = finite_difference_grad(lambda v: np.sum(cyconv_free_patches(v) * cols), x, h=1.0)
-    assert_close(back, ones)
+    assert_close(back, ones, np.float64)
 
 
 def cyconv_free_patches(x):
@@ -264,7 +246,7 @@ def test_empty_batch_through_the_layer():
     # a non-empty batch through the same layer afterwards
     x = np.random.default_rng(0).standard_normal((1, 5, 6, 3))
     expected = conv2d_reference(x, layer.kernel, layer.bias, (1, 1), (0, 0), ((1, 1), (1, 1)))
-    assert_close(layer(x), expected)
+    assert_close(layer(x), expected, np.float64)
 
 
 # ----------------------------------------------------------------------------- extreme shapes
@@ -305,10 +287,10 @@ def test_extreme_shapes_through_the_layer(name):
     layer.kernel = p.kernel
     layer.bias[...] = p.bias
     assert layer.output_shape() == p.y.shape
-    assert_close(layer(p.x), p.y)
-    assert_close(layer.backward(p.grad_y), p.grads[0])
-    assert_close(layer.kernel_grad, p.grads[1])
-    assert_close(layer.bias_grad, p.grads[2])
+    assert_close(layer(p.x), p.y, np.float64)
+    assert_close(layer.backward(p.grad_y), p.grads[0], np.float64)
+    assert_close(layer.kernel_grad, p.grads[1], np.float64)
+    assert_close(layer.bias_grad, p.grads[2], np.float64)
 
 
 # ----------------------------------------------------------------------------- dtype policy

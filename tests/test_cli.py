@@ -70,14 +70,6 @@ def test_unknown_subcommand_exits_non_zero_in_a_subprocess():
     assert "invalid choice" in result.stderr
 
 
-@pytest.fixture
-def one_thread():
-    saved = cyconv.get_num_threads()
-    cyconv.set_num_threads(1)
-    yield
-    cyconv.set_num_threads(saved)
-
-
 def test_gradcheck_exits_1_and_prints_the_report_when_a_problem_fails(monkeypatch, capsys, one_thread):
     monkeypatch.setattr(cli, "check_conv2d", functools.partial(check_conv2d, rtol=0, atol=0))
     assert cli.main(["gradcheck", "--count", "1"]) == 1

@@ -6,18 +6,9 @@ from hypothesis import given
 from numpy.testing import assert_allclose
 
 from cyconv import Conv, col2im_indices, im2col_indices
-from nchw_cases import document_cases, reference_nchw
+from helpers import FD_TOL, assert_close
+from nchw_cases import document_cases, finite_difference_grads, reference_nchw
 from reference import finite_difference_grad
-
-# Forward against the reference: relative to the size of the values (float64).
-TOL = 1e-12
-# Central differences of a linear loss with step h = 1e-3 carry about 1e-16 * |L| / h of rounding.
-FD_TOL = 1e-9
-
-
-def assert_close(actual, expected, tol):
-    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
-    assert_allclose(actual, expected, rtol=0, atol=tol * scale)
 
 
 class DocumentConv():
@@ -74,18 +65,6 @@ class DocumentConv():
         return dX, [dW, db]
 
 
-def reference_gradients(X, W, b, stride, padding, probe):
-    """dL/dX, dL/dW, dL/db of L = <reference conv, probe>, by central differences."""
-    def loss(X_, W_, b_):
-        return float(np.sum(reference_nchw(X_, W_, b_, stride, padding) * probe))
-
-    return (
-        finite_difference_grad(lambda v: loss(v, W, b), X),
-        finite_difference_grad(lambda v: loss(X, v, b), W),
-        finite_difference_grad(lambda v: loss(X, W, v), b),
-    )
-
-
 def test_document_000_worked_example():
     """The 4x4 image 0..15, three 2x2 filters, S = 1, P = 1: output 1x3x5x5."""
     X = np.arange(16.0).reshape(1, 1, 4, 4)
@@ -95,15 +74,15 @@ def test_document_000_worked_example():
 
     out = conv.forward(X)
     assert out.shape == (1,) + conv.out_dim
-    assert_close(out, reference_nchw(X, conv.W, conv.b, 1, 1), TOL)
+    assert_close(out, reference_nchw(X, conv.W, conv.b, 1, 1))
 
     probe = np.random.default_rng(1).standard_normal(out.shape)
     dX, (dW, db) = conv.backward(probe)
-    expected = reference_gradients(X, conv.W, conv.b, 1, 1, probe)
+    expected = finite_difference_grads(reference_nchw, X, conv.W, conv.b, 1, 1, probe)
     scale = max(1.0, float(np.abs(out * probe).sum()))
     assert (dX.shape, dW.shape, db.shape) == ((1, 1, 4, 4), (3, 1, 2, 2), (3, 1))
     for grad, fd_grad in zip((dX, dW, db), expected):
-        assert_close(grad, fd_grad, FD_TOL * scale)
+        assert_close(grad, fd_grad, tol=FD_TOL * scale)
 
 
 @pytest.mark.parametrize("X_dim, n_filter, size, stride, padding", [
@@ -120,17 +99,18 @@ def test_document_000_source_and_cyconv_give_the_reference(X_dim, n_filter, size
     document.W[...], document.b[...] = conv.W, conv.b  # the same parameters in both layers
     expected_out = reference_nchw(X, conv.W, conv.b, stride, padding)
     probe = rng.standard_normal(expected_out.shape)
-    expected_grads = reference_gradients(X, conv.W, conv.b, stride, padding, probe)
+    expected_grads = finite_difference_grads(reference_nchw, X, conv.W, conv.b, stride, padding,
+                                             probe)
     scale = max(1.0, float(np.abs(expected_out * probe).sum()))
 
     assert conv.out_dim == document.out_dim
     for layer in (document, conv):
         out = layer.forward(X)
         dX, (dW, db) = layer.backward(probe)
-        assert_close(out, expected_out, TOL)
+        assert_close(out, expected_out)
         for grad, fd_grad in zip((dX, dW, db), expected_grads):
             assert grad.shape == fd_grad.shape
-            assert_close(grad, fd_grad, FD_TOL * scale)
+            assert_close(grad, fd_grad, tol=FD_TOL * scale)
 
 
 def test_attributes_follow_the_document():
@@ -162,7 +142,7 @@ def test_forward_matches_direct_loop(case):
     out = conv.forward(X)
     assert conv.out_dim == (f,) + case["out_hw"]
     assert out.shape == (X.shape[0],) + conv.out_dim
-    assert_close(out, reference_nchw(X, W, b, stride, padding), TOL)
+    assert_close(out, reference_nchw(X, W, b, stride, padding))
 
 
 @given(document_cases(max_out=3, max_channels=2, max_filters=2))
@@ -180,9 +160,9 @@ def test_backward_matches_finite_differences(case):
         return float(np.sum(conv.forward(X_) * probe))
 
     scale = max(1.0, float(np.abs(out * probe).sum()))
-    assert_close(dX, finite_difference_grad(lambda v: loss(v, W, b), X), FD_TOL * scale)
-    assert_close(dW, finite_difference_grad(lambda v: loss(X, v, b), W), FD_TOL * scale)
-    assert_close(db, finite_difference_grad(lambda v: loss(X, W, v), b), FD_TOL * scale)
+    assert_close(dX, finite_difference_grad(lambda v: loss(v, W, b), X), tol=FD_TOL * scale)
+    assert_close(dW, finite_difference_grad(lambda v: loss(X, v, b), W), tol=FD_TOL * scale)
+    assert_close(db, finite_difference_grad(lambda v: loss(X, W, v), b), tol=FD_TOL * scale)
 
 
 def test_in_place_updates_of_params_are_seen_by_forward():
@@ -196,7 +176,7 @@ def test_in_place_updates_of_params_are_seen_by_forward():
         param -= 0.1 * grad
     conv.W -= 0.1 * grads[0]
     assert conv.W is W and conv.b is b and conv.params == [W, b]
-    assert_close(conv.forward(X), reference_nchw(X, W, b, 1, 1), TOL)
+    assert_close(conv.forward(X), reference_nchw(X, W, b, 1, 1))
 
 
 def test_assigning_W_or_b_replaces_params():
@@ -205,7 +185,7 @@ def test_assigning_W_or_b_replaces_params():
     conv.W, conv.b = W, b
     assert conv.params[0] is W and conv.params[1] is b
     X = np.arange(16.0).reshape(1, 1, 4, 4)
-    assert_close(conv.forward(X), reference_nchw(X, W, b, 1, 1), TOL)
+    assert_close(conv.forward(X), reference_nchw(X, W, b, 1, 1))
 
 
 def test_gradient_descent_recovers_a_target_layer():

@@ -2,21 +2,16 @@
 import numpy as np
 import pytest
 from hypothesis import given
-from numpy.testing import assert_allclose
 
 import cyconv
+from helpers import FD_TOL, LAYOUTS, assert_close, assert_within_bound, from_layout, to_layout
 from reference import conv2d_reference, finite_difference_grad, nchw, nhwc
 from strategies import conv_cases
 
-# Relative to the size of the values compared.
-TOL = {np.float32: 2e-5, np.float64: 1e-12}
-# Central differences with step h carry a rounding error of about 1e-16 * |L| / h (h = 1e-3 here).
-FD_TOL = 1e-9
 
-
-def to_layout(case, name):
+def to_case_layout(case, name):
     """case[name] (stored NHWC / (F, kh, kw, C)) in the case's layout."""
-    return case[name] if case["layout"] == "NHWC" else nchw(case[name])
+    return to_layout(case[name], case["layout"])
 
 
 def call_args(case):
@@ -24,26 +19,26 @@ def call_args(case):
                 layout=case["layout"], pad_value=case["pad_value"])
 
 
-def assert_close(actual, expected, dtype, tol=None):
-    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
-    assert_allclose(actual, expected, rtol=0, atol=(tol or TOL[dtype]) * scale)
-
-
 @given(conv_cases())
 def test_forward_matches_direct_loop(case):
-    y = cyconv.conv2d(to_layout(case, "x"), to_layout(case, "kernel"), case["bias"], **call_args(case))
-    expected = conv2d_reference(case["x"], case["kernel"], case["bias"], case["strides"], case["dilations"],
-                                case["pads"], case["pad_value"])
+    """Every element within the rounding bound of its sum (helpers.py), in float32 and float64."""
+    x, kernel, bias = case["x"], case["kernel"], case["bias"]
+    x_in, kernel_in = to_case_layout(case, "x"), to_case_layout(case, "kernel")
+    y = cyconv.conv2d(x_in, kernel_in, bias, **call_args(case))
+    geometry = case["strides"], case["dilations"], case["pads"]
+    expected = conv2d_reference(x, kernel, bias, *geometry, case["pad_value"])
+    abs_sum = conv2d_reference(np.abs(x), np.abs(kernel), None if bias is None else np.abs(bias),
+                               *geometry, abs(case["pad_value"]))
+    _, kh, kw, c = kernel.shape
     assert y.dtype == case["dtype"]
-    if case["layout"] == "NCHW":
-        y = nhwc(y)
+    y = from_layout(y, case["layout"])
     assert y.shape == expected.shape
-    assert_close(y, expected, case["dtype"])
+    assert_within_bound(y, expected, abs_sum, terms=kh * kw * c + (bias is not None))
 
 
 @given(conv_cases(max_size=6, dtypes=(np.float64,)))
 def test_gradients_match_finite_differences(case):
-    x, kernel, bias = to_layout(case, "x"), to_layout(case, "kernel"), case["bias"]
+    x, kernel, bias = to_case_layout(case, "x"), to_case_layout(case, "kernel"), case["bias"]
     args = call_args(case)
     y = cyconv.conv2d(x, kernel, bias, **args)
     probe = np.random.default_rng(0).standard_normal(y.shape)  # L = <y, probe>, so dL/dy = probe
@@ -78,7 +73,7 @@ def test_layouts_agree_after_transposing(case):
     assert_close(grads_nchw[2], grads_nhwc[2], case["dtype"])
 
 
-@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_pointwise_convolution_is_a_matrix_product(layout):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 4, 5, 3))
@@ -91,22 +86,18 @@ def test_pointwise_convolution_is_a_matrix_product(layout):
     assert_close(y, expected, np.float64)
 
 
-@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
-def test_small_workspace_gives_the_same_result(layout):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_small_workspace_gives_the_same_result(layout, restore_settings):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((5, 6, 7, 2))
     kernel = rng.standard_normal((3, 3, 2, 2))
     if layout == "NCHW":
         x, kernel = nchw(x), nchw(kernel)
-    before = cyconv.get_max_workspace()
     y = cyconv.conv2d(x, kernel, padding="SAME", layout=layout)
     grads = cyconv.conv2d_backward(y, x, kernel, padding="SAME", layout=layout)
-    try:
-        cyconv.set_max_workspace(1)  # one image per chunk
-        y_chunked = cyconv.conv2d(x, kernel, padding="SAME", layout=layout)
-        grads_chunked = cyconv.conv2d_backward(y, x, kernel, padding="SAME", layout=layout)
-    finally:
-        cyconv.set_max_workspace(before)
+    cyconv.set_max_workspace(1)  # one image per chunk
+    y_chunked = cyconv.conv2d(x, kernel, padding="SAME", layout=layout)
+    grads_chunked = cyconv.conv2d_backward(y, x, kernel, padding="SAME", layout=layout)
     assert_close(y_chunked, y, np.float64)
     for chunked, whole in zip(grads_chunked, grads):
         assert_close(chunked, whole, np.float64)

@@ -2,19 +2,14 @@
 import numpy as np
 import pytest
 
-import cyconv
 from cyconv import Conv, Convolution, check_conv2d, check_function, check_layer, conv2d_direct
 from cyconv.gradcheck import DEFAULT_TOLERANCES
+from helpers import DOCUMENT_OUTPUT, LAYOUTS, document_input
 from reference import conv2d_reference, nchw, nhwc
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Finite differences make thousands of tiny calls; on shared cores one thread is fastest."""
-    saved = cyconv.get_num_threads()
-    cyconv.set_num_threads(1)
-    yield
-    cyconv.set_num_threads(saved)
+# Finite differences make thousands of tiny calls; on shared cores one thread is fastest.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_convolution(dtype=np.float64):
@@ -194,7 +189,7 @@ def test_check_layer_refuses_a_read_only_parameter():
         check_layer(layer, np.ones((2, 5)), params=[("w", layer.w, lambda: layer.w_gradient)])
 
 
-@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_check_conv2d_passes_and_compares_the_forward(layout, dtype):
     rng = np.random.default_rng(5)
@@ -209,15 +204,11 @@ def test_check_conv2d_passes_and_compares_the_forward(layout, dtype):
 
 
 def test_conv2d_direct_reproduces_document_001():
-    x = np.zeros((1, 3, 3, 2))
-    x[0, :, :, 0] = [[2, 1, 1.5], [3, 2.2, 5], [5, 3, 2]]
-    x[0, :, :, 1] = [[7.3, 4, 2], [4, 3, 2], [0.8, 2.7, 3.9]]
-    y = conv2d_direct(x, np.ones((1, 2, 2, 2)), padding="SAME")
-    expected = [[26.5, 20.7, 10.5], [23.7, 23.8, 12.9], [11.5, 11.6, 5.9]]
-    np.testing.assert_allclose(y[0, :, :, 0], expected, rtol=0, atol=1e-12)
+    y = conv2d_direct(document_input(), np.ones((1, 2, 2, 2)), padding="SAME")
+    np.testing.assert_allclose(y[0, :, :, 0], DOCUMENT_OUTPUT, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_conv2d_direct_agrees_with_the_test_reference(layout):
     rng = np.random.default_rng(6)
     x, kernel, bias = rng.standard_normal((2, 7, 6, 3)), rng.standard_normal((2, 2, 3, 3)), rng.standard_normal(2)

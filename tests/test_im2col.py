@@ -5,6 +5,7 @@ from hypothesis import given
 from numpy.testing import assert_allclose
 
 import cyconv
+from helpers import LAYOUTS
 from reference import nchw
 from strategies import conv_cases
 
@@ -60,7 +61,7 @@ def test_col2im_is_the_adjoint_of_im2col(case):
     assert abs(lhs - rhs) <= 1e-12 * max(1.0, np.abs(cols).sum() * np.abs(c).max())
 
 
-@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_col2im_counts_how_often_each_pixel_is_read(layout):
     # A 3x3 kernel, stride 1, SAME on a 4x4 image: corner pixels are read by 4 patches, edges by 6,
     # the inner 2x2 by 9.

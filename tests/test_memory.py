@@ -10,17 +10,8 @@ import numpy as np
 import pytest
 
 import cyconv
-from reference import conv2d_reference, finite_difference_grad, nchw
-
-LAYOUTS = ["NHWC", "NCHW"]
-TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
-
-
-@pytest.fixture
-def restore_workspace():
-    saved = cyconv.get_max_workspace()
-    yield
-    cyconv.set_max_workspace(saved)
+from helpers import LAYOUTS, assert_close, from_layout, to_layout
+from reference import conv2d_reference, finite_difference_grad
 
 
 def _traced_growth(step, warmup=5, iterations=25):
@@ -43,7 +34,7 @@ def _traced_growth(step, warmup=5, iterations=25):
 def _problem(layout, n=4, h=16, w=16, c=8, f=8, seed=0):
     rng = np.random.default_rng(seed)
     x, k, b = rng.standard_normal((n, h, w, c)), rng.standard_normal((f, 3, 3, c)), rng.standard_normal(f)
-    return (x, k, b) if layout == "NHWC" else (nchw(x), nchw(k), b)
+    return to_layout(x, layout), to_layout(k, layout), b
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -154,15 +145,10 @@ def test_layer_cache_is_replaced_by_each_forward():
 # ----------------------------------------------------------------------------- workspace limit
 
 
-def _check(got, expected):
-    scale = max(float(np.abs(expected).max(initial=0.0)), 1.0)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=TOL[got.dtype] * scale)
-
-
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("limit", [1, 5000, 40000])
-def test_small_workspace_gives_the_same_results(layout, dtype, limit, restore_workspace):
+def test_small_workspace_gives_the_same_results(layout, dtype, limit, restore_settings):
     # limit 1: one image per chunk; 5000 / 40000 bytes: a few images per chunk, the last one partial
     x, k, b = _problem(layout, n=7, h=9, w=8, c=3, f=4, seed=4)
     x, k = x.astype(dtype), k.astype(dtype)
@@ -176,20 +162,20 @@ def test_small_workspace_gives_the_same_results(layout, dtype, limit, restore_wo
     grads_small = cyconv.conv2d_backward(gy, x, k, **args)
     layer = cyconv.Convolution((7, 9, 8, 3), 4, 3, strides=(2, 1), dilations=(0, 1), padding="SAME",
                                pad_value=-0.5, dtype=dtype, seed=0) if layout == "NHWC" else None
-    _check(y_small, y_default)
+    assert_close(y_small, y_default)
     for small, default in zip(grads_small, grads_default):
-        _check(small, default)
+        assert_close(small, default)
     # both agree with the reference
-    to_nhwc = (lambda a: a) if layout == "NHWC" else (lambda a: np.transpose(a, (0, 2, 3, 1)))
-    expected = conv2d_reference(to_nhwc(x), to_nhwc(k), b.astype(dtype), (2, 1), (0, 1), ((1, 1), (2, 2)), -0.5)
-    _check(to_nhwc(y_small), expected.astype(dtype))
+    expected = conv2d_reference(from_layout(x, layout), from_layout(k, layout), b.astype(dtype),
+                                (2, 1), (0, 1), ((1, 1), (2, 2)), -0.5)
+    assert_close(from_layout(y_small, layout), expected.astype(dtype))
     if layer is not None:
         y_layer = layer(x)
         cyconv.set_max_workspace(2**28)
-        _check(y_layer, layer(x))
+        assert_close(y_layer, layer(x))
 
 
-def test_workspace_limit_bounds_peak_memory(restore_workspace):
+def test_workspace_limit_bounds_peak_memory(restore_settings):
     # A strided backward forms grad_y @ kernel (dcols) a round of images at a time, as much as the
     # workspace limit allows: one image's dcols is 16 * 16 * 9 * 8 * 8 bytes = 144 KiB, the batch
     # of 16 images' 2.25 MiB. grad_x, which the call returns, is 1 MiB.
@@ -211,10 +197,10 @@ def test_workspace_limit_bounds_peak_memory(restore_workspace):
     assert default_peak > 3.2 * 2**20
     assert small_peak < 1.5 * 2**20, small_peak
     for small, default in zip(grads_small, grads_default):
-        _check(small, default)
+        assert_close(small, default)
 
 
-def test_set_max_workspace_validates(restore_workspace):
+def test_set_max_workspace_validates(restore_settings):
     before = cyconv.get_max_workspace()
     with pytest.raises(ValueError, match=r"max_workspace must be an integer in \[1, .*got 0"):
         cyconv.set_max_workspace(0)

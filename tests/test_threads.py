@@ -11,25 +11,15 @@ import numpy as np
 import pytest
 
 import cyconv
-from reference import conv2d_reference, nchw
-
-LAYOUTS = ["NHWC", "NCHW"]
-
-
-@pytest.fixture
-def restore_num_threads():
-    saved = cyconv.get_num_threads()
-    yield
-    cyconv.set_num_threads(saved)
+from helpers import LAYOUTS, from_layout, to_layout
+from reference import conv2d_reference
 
 
 def _problem(seed, layout, n=3, h=19, w=17, c=6, f=5):
     rng = np.random.default_rng(seed)
     x, k = rng.standard_normal((n, h, w, c)), rng.standard_normal((f, 3, 3, c))
     b = rng.standard_normal(f)
-    if layout == "NCHW":
-        x, k = nchw(x), nchw(k)
-    return x, k, b
+    return to_layout(x, layout), to_layout(k, layout), b
 
 
 ARGS = dict(strides=(2, 1), dilations=(1, 0), padding="SAME", pad_value=0.25)
@@ -51,10 +41,11 @@ def test_concurrent_python_threads_match_sequential_calls(layout):
     sequential = [_run_all(*p, layout) for p in problems]
     # the sequential results are right (forward against the reference, in NHWC)
     x, k, b = problems[0]
-    to_nhwc = (lambda a: a) if layout == "NHWC" else (lambda a: np.transpose(a, (0, 2, 3, 1)))
     # SAME: 3 taps dilated to 5 rows at stride 2 on 19 rows pad (2, 2); 3 columns on 17 pad (1, 1)
-    expected = conv2d_reference(to_nhwc(x), to_nhwc(k), b, (2, 1), (1, 0), ((2, 2), (1, 1)), 0.25)
-    np.testing.assert_allclose(to_nhwc(sequential[0][0]), expected, rtol=0, atol=1e-12 * np.abs(expected).max())
+    expected = conv2d_reference(from_layout(x, layout), from_layout(k, layout), b, (2, 1), (1, 0),
+                                ((2, 2), (1, 1)), 0.25)
+    np.testing.assert_allclose(from_layout(sequential[0][0], layout), expected, rtol=0,
+                               atol=1e-12 * np.abs(expected).max())
 
     results = [[None] * len(problems) for _ in range(3)]
     errors = []
@@ -114,7 +105,7 @@ def test_concurrent_layers_match_sequential_calls():
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_results_are_bit_identical_for_any_thread_count(layout, restore_num_threads):
+def test_results_are_bit_identical_for_any_thread_count(layout, restore_settings):
     # a batch of 5 over 2 or 3 threads splits unevenly; col2im's overlapping adds (kernel 3, stride 1
     # or 2, dilation) are where a different split could change the summation order
     x, k, b = _problem(11, layout, n=5, h=23, w=21, c=7, f=4)
@@ -129,7 +120,7 @@ def test_results_are_bit_identical_for_any_thread_count(layout, restore_num_thre
             assert got.tobytes() == want.tobytes()
 
 
-def test_set_num_threads_validates_and_restores(restore_num_threads):
+def test_set_num_threads_validates_and_restores(restore_settings):
     before = cyconv.get_num_threads()
     with pytest.raises(ValueError, match=r"num_threads must be an integer in \[1, 4096\], got 0"):
         cyconv.set_num_threads(0)
@@ -169,7 +160,7 @@ def _subprocess(env_threads):
                           cwd=package_root)
 
 
-def test_environment_variable_sets_the_thread_count(restore_num_threads):
+def test_environment_variable_sets_the_thread_count(restore_settings):
     cyconv.set_num_threads(1)
     here = _digest(_run_all(*_problem(11, "NHWC", n=5, h=23, w=21, c=7, f=4), "NHWC"))
     for value in ("1", "3", " 2 "):
