@@ -187,10 +187,10 @@ def test_backward_within_the_bound(result, kind, layout, dtype):
 # ----------------------------------------------------------------------------- the bound has teeth
 
 
-# NCHW's grad_bias is left out: NumPy sums each image's 2304 pixels pairwise, whose float32 error
-# stays within one rounding -- float32 arithmetic that this check cannot tell from float64.
+# grad_bias is left out: cyconv sums it in float64 on purpose (F sums per call, a negligible cost)
+# and rounds once, so it is as exact as a float64 computation; the bound above still holds for it.
 FLOAT32_CHECKED = [(result, layout) for result in ("y",) + RESULTS for layout in LAYOUTS
-                   if (result, layout) != ("grad_bias", "NCHW")]
+                   if result != "grad_bias"]
 
 
 @pytest.mark.parametrize("result, layout", FLOAT32_CHECKED)
