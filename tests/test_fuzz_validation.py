@@ -1,10 +1,11 @@
 """Hypothesis fuzzing of the validators with arbitrary argument values.
 
-conv2d, conv2d_backward, im2col, col2im and the Convolution layer get anything: valid-looking
-problems, random ints (negative, huge), floats, strings, None, nested tuples, random-shaped arrays
-of random dtypes. Every call must either return a result of the right shape (and, for conv2d, the
-values of tests/reference.py's direct convolution) or raise a clean ValueError / TypeError
-(MemoryError only when some argument is huge).
+conv2d (with groups and padding modes), conv2d_backward, conv2d_transpose, conv1d, im2col, col2im
+and the Convolution layer get anything: valid-looking problems, random ints (negative, huge),
+floats, strings, None, nested tuples, random-shaped arrays of random dtypes. Every call must
+either return a result of the right shape (and, for the convolutions, the values of
+tests/reference.py's references within the derived rounding bound) or raise a clean ValueError /
+TypeError (MemoryError only when some argument is huge).
 
 The fuzzing runs in a subprocess (this file run as a script), so that a crash of the interpreter
 (segfault, abort, out-of-memory kill) fails the test instead of killing pytest.
@@ -18,7 +19,7 @@ import pytest
 
 import cyconv
 
-ENTRY_POINTS = ["conv2d", "conv2d_backward", "im2col", "col2im", "Convolution"]
+ENTRY_POINTS = ["conv2d", "conv2d_backward", "conv2d_transpose", "conv1d", "im2col", "col2im", "Convolution"]
 EXAMPLES = int(os.environ.get("CYCONV_FUZZ_EXAMPLES", "150"))
 
 
@@ -51,7 +52,9 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
     from hypothesis.extra import numpy as hnp
 
     assert os.path.dirname(os.path.dirname(os.path.abspath(cyconv.__file__))) == package_root
-    from reference import conv2d_reference, reference_padding
+    from helpers import assert_within_bound
+    from reference import (conv1d_reference, conv2d_transpose_reference, grouped_conv2d_reference, pad_reference,
+                           reference_padding)
 
     tally = Counter()
     BIG = 10**5  # an argument at least this large may legitimately raise MemoryError
@@ -100,6 +103,7 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
         st.tuples(st.tuples(small, small), st.tuples(small, small)),
     )
     layouts = st.sampled_from(["NHWC", "NCHW", "nchw"])
+    padding_modes = st.sampled_from(["constant"] * 6 + ["reflect", "replicate", "circular", "zeros", "Edge", "wrap"])
     real_dtypes = st.sampled_from([np.float32, np.float64, np.float16, np.int32, np.uint8])
 
     def plausible_array(shape_strategy):
@@ -175,42 +179,62 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
         small_floats = all(a.dtype.kind == "f" and a.dtype.itemsize <= 4 for a in arrays)
         return np.float32 if small_floats else np.float64
 
-    def check_conv(y, x, kernel, bias, strides, dilations, padding, layout, pad_value):
+    def canonical_mode(mode):
+        return {"zeros": "constant", "edge": "replicate", "wrap": "circular"}.get(mode.lower(), mode.lower())
+
+    def check_values(got, reference, inputs, terms):
+        """got against reference(*inputs) within the rounding bound of `terms` terms, when finite."""
+        expected = reference(*inputs)
+        assert got.shape == expected.shape, (got.shape, expected.shape)
+        if np.isfinite(expected).all():
+            magnitudes = [None if a is None else np.abs(a) for a in inputs]
+            assert_within_bound(got, expected, reference(*magnitudes), terms)
+
+    def check_conv(y, x, kernel, bias, strides, dilations, padding, layout, pad_value, groups, padding_mode):
         layout = layout.upper()
         to_nhwc = (lambda a: a) if layout == "NHWC" else (lambda a: np.transpose(a, (0, 2, 3, 1)))
         x64, k64 = to_nhwc(np.asarray(x, np.float64)), to_nhwc(np.asarray(kernel, np.float64))
         s, d = as_pair(strides), as_pair(dilations)
         pads = pads_of(padding, x64.shape[1:3], k64.shape[1:3], s, d)
         b = None if bias is None else np.asarray(bias, np.float64)
-        expected = conv2d_reference(x64, k64, b, s, d, pads, float(pad_value))
         dtype = expected_dtype(np.asarray(x), np.asarray(kernel))  # the bias follows x and kernel
         assert y.dtype == dtype, (y.dtype, dtype)
-        got = to_nhwc(y)
-        assert got.shape == expected.shape, (got.shape, expected.shape)
-        if np.isfinite(expected).all():
-            scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
-            tol = {np.float32: 1e-5, np.float64: 1e-12}[dtype]
-            np.testing.assert_allclose(got, expected, rtol=0, atol=tol * scale * 10)
+
+        def reference(x_, k_, b_, pad_value_):
+            padded = pad_reference(x_, pads, canonical_mode(padding_mode), pad_value_)
+            return grouped_conv2d_reference(padded, k_, b_, s, d, ((0, 0), (0, 0)), groups=int(groups))
+
+        check_values(to_nhwc(y), reference, (x64, k64, b, float(pad_value)), k64[0].size + 1)
 
     # --- one property per entry point
     @st.composite
     def conv_args(draw):
-        bad = draw(corrupted(["x", "kernel", "bias", "strides", "dilations", "padding", "layout", "pad_value"]))
+        bad = draw(corrupted(["x", "kernel", "bias", "strides", "dilations", "padding", "layout", "pad_value",
+                              "groups", "padding_mode"]))
         layout = draw(arg(layouts, "layout", bad))
-        n, c = draw(st.integers(0, 2)), draw(st.integers(1, 3))
+        groups = draw(st.sampled_from([1, 1, 2]))
+        n, c = draw(st.integers(0, 2)), groups * draw(st.integers(1, 2))
         h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
-        f, kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+        f, kh, kw = groups * draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
         nchw = isinstance(layout, str) and layout.upper() == "NCHW"
         x_shape = (n, c, h, w) if nchw else (n, h, w, c)
-        k_shape = (f, c, kh, kw) if nchw else (f, kh, kw, c)
+        k_shape = (f, c // groups, kh, kw) if nchw else (f, kh, kw, c // groups)
+        mode = draw(arg(padding_modes, "padding_mode", bad))
+        constant = isinstance(mode, str) and mode.lower() in ("constant", "zeros")
         return dict(
             x=draw(arg(plausible_array(st.just(x_shape)), "x", bad)),
             kernel=draw(arg(plausible_array(st.just(k_shape)), "kernel", bad)),
             bias=draw(arg(st.one_of(st.none(), plausible_array(st.just((f,)))), "bias", bad)),
             strides=draw(arg(strides_, "strides", bad)), dilations=draw(arg(dilations_, "dilations", bad)),
             padding=draw(arg(paddings, "padding", bad)), layout=layout,
-            pad_value=draw(arg(st.floats(-2, 2), "pad_value", bad)),
+            # float32 values without subnormals: the rounding bound assumes nothing underflows
+            pad_value=draw(arg(st.floats(-2, 2, width=32, allow_subnormal=False) if constant else st.just(0.0),
+                               "pad_value", bad)),
+            groups=draw(arg(st.just(groups), "groups", bad)), padding_mode=mode,
         )
+
+    def conv_options(a):
+        return dict(layout=a["layout"], pad_value=a["pad_value"], groups=a["groups"], padding_mode=a["padding_mode"])
 
     common = dict(max_examples=examples, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
@@ -219,23 +243,23 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
     @given(conv_args())
     def fuzz_conv2d(a):
         y = call(cyconv.conv2d, a["x"], a["kernel"], a["bias"], a["strides"], a["dilations"], a["padding"],
-                 layout=a["layout"], pad_value=a["pad_value"])
+                 **conv_options(a))
         if y is not None:
             check_conv(y, a["x"], a["kernel"], a["bias"], a["strides"], a["dilations"], a["padding"], a["layout"],
-                       a["pad_value"])
+                       a["pad_value"], a["groups"], a["padding_mode"])
 
     @settings(**common)
     @given(conv_args(), st.data())
     def fuzz_conv2d_backward(a, data):
         try:
             y = cyconv.conv2d(a["x"], a["kernel"], None, a["strides"], a["dilations"], a["padding"],
-                              layout=a["layout"], pad_value=a["pad_value"])
+                              **conv_options(a))
             gy_shape = y.shape
         except (ValueError, TypeError, MemoryError):
             gy_shape = (1, 2, 2, 1)
         grad_y = data.draw(arg(plausible_array(st.sampled_from([gy_shape, gy_shape[::-1], (0,) + gy_shape[1:]]))))
         grads = call(cyconv.conv2d_backward, grad_y, a["x"], a["kernel"], a["strides"], a["dilations"], a["padding"],
-                     layout=a["layout"], pad_value=a["pad_value"])
+                     **conv_options(a))
         if grads is not None:
             x, kernel = np.asarray(a["x"]), np.asarray(a["kernel"])
             dtype = expected_dtype(x, kernel)
@@ -326,7 +350,93 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
             assert layer.kernel_grad.shape == layer.kernel.shape
             assert layer.bias_grad.shape == (filters,)
 
-    fuzzers = {"conv2d": fuzz_conv2d, "conv2d_backward": fuzz_conv2d_backward, "im2col": fuzz_im2col,
+    @st.composite
+    def transpose_args(draw):
+        bad = draw(corrupted(["x", "kernel", "bias", "strides", "dilations", "padding", "layout", "groups",
+                              "output_padding"]))
+        layout = draw(arg(layouts, "layout", bad))
+        groups = draw(st.sampled_from([1, 1, 2]))
+        n, f, cg = draw(st.integers(0, 2)), groups * draw(st.integers(1, 2)), draw(st.integers(1, 2))
+        h, w, kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        nchw = isinstance(layout, str) and layout.upper() == "NCHW"
+        return dict(
+            x=draw(arg(plausible_array(st.just((n, f, h, w) if nchw else (n, h, w, f))), "x", bad)),
+            kernel=draw(arg(plausible_array(st.just((f, cg, kh, kw) if nchw else (f, kh, kw, cg))), "kernel", bad)),
+            bias=draw(arg(st.one_of(st.none(), plausible_array(st.just((groups * cg,)))), "bias", bad)),
+            strides=draw(arg(strides_, "strides", bad)), dilations=draw(arg(dilations_, "dilations", bad)),
+            padding=draw(arg(paddings, "padding", bad)), layout=layout, groups=draw(arg(st.just(groups), "groups", bad)),
+            output_padding=draw(arg(pairs_of(st.integers(0, 2)), "output_padding", bad)),
+        )
+
+    @settings(**common)
+    @given(transpose_args())
+    def fuzz_conv2d_transpose(a):
+        options = {key: a[key] for key in ("strides", "dilations", "padding", "output_padding", "layout", "groups")}
+        y = call(cyconv.conv2d_transpose, a["x"], a["kernel"], a["bias"], **options)
+        if y is None:
+            return
+        to_nhwc = (lambda v: v) if a["layout"].upper() == "NHWC" else (lambda v: np.transpose(v, (0, 2, 3, 1)))
+        x64, k64 = to_nhwc(np.asarray(a["x"], np.float64)), to_nhwc(np.asarray(a["kernel"], np.float64))
+        s, d, op = as_pair(a["strides"]), as_pair(a["dilations"]), as_pair(a["output_padding"])
+        extents = [(k - 1) * (dd + 1) + 1 for k, dd in zip(k64.shape[1:3], d)]
+        if isinstance(a["padding"], str) and a["padding"].upper() == "SAME":
+            out = (x64.shape[1] * s[0], x64.shape[2] * s[1])
+        else:
+            explicit = pads_of(a["padding"], (1, 1), (1, 1), (1, 1), (0, 0))
+            out = tuple((x64.shape[1 + i] - 1) * s[i] - sum(explicit[i]) + extents[i] + op[i] for i in (0, 1))
+        pads = pads_of(a["padding"], out, k64.shape[1:3], s, d)
+        assert y.dtype == expected_dtype(np.asarray(a["x"]), np.asarray(a["kernel"]))
+        b = None if a["bias"] is None else np.asarray(a["bias"], np.float64)
+
+        def reference(x_, k_, b_):
+            return conv2d_transpose_reference(x_, k_, b_, s, d, pads, out, int(a["groups"]))
+
+        terms = k64.shape[0] // int(a["groups"]) * k64.shape[1] * k64.shape[2] + 1
+        check_values(to_nhwc(y), reference, (x64, k64, b), terms)
+
+    @st.composite
+    def conv1d_args(draw):
+        bad = draw(corrupted(["x", "kernel", "bias", "strides", "dilations", "padding", "layout", "groups"]))
+        layout = draw(arg(st.sampled_from(["NWC", "NCW", "ncw"]), "layout", bad))
+        groups = draw(st.sampled_from([1, 1, 2]))
+        n, c, f = draw(st.integers(0, 2)), groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+        w, k = draw(st.integers(1, 7)), draw(st.integers(1, 4))
+        ncw = isinstance(layout, str) and layout.upper() == "NCW"
+        return dict(
+            x=draw(arg(plausible_array(st.just((n, c, w) if ncw else (n, w, c))), "x", bad)),
+            kernel=draw(arg(plausible_array(st.just((f, c // groups, k) if ncw else (f, k, c // groups))), "kernel",
+                            bad)),
+            bias=draw(arg(st.one_of(st.none(), plausible_array(st.just((f,)))), "bias", bad)),
+            strides=draw(arg(st.integers(1, 3), "strides", bad)), dilations=draw(arg(st.integers(0, 2), "dilations", bad)),
+            padding=draw(arg(st.one_of(st.sampled_from(["SAME", "VALID"]), small, st.tuples(small, small)), "padding",
+                             bad)),
+            layout=layout, groups=draw(arg(st.just(groups), "groups", bad)),
+        )
+
+    @settings(**common)
+    @given(conv1d_args())
+    def fuzz_conv1d(a):
+        y = call(cyconv.conv1d, a["x"], a["kernel"], a["bias"], a["strides"], a["dilations"], a["padding"],
+                 layout=a["layout"], groups=a["groups"])
+        if y is None:
+            return
+        to_nwc = (lambda v: v) if a["layout"].upper() == "NWC" else (lambda v: np.transpose(v, (0, 2, 1)))
+        x64, k64 = to_nwc(np.asarray(a["x"], np.float64)), to_nwc(np.asarray(a["kernel"], np.float64))
+        stride, dilation, padding = int(a["strides"]), int(a["dilations"]), a["padding"]
+        if isinstance(padding, str):
+            pads = reference_padding(padding, x64.shape[1], k64.shape[1], stride, dilation)
+        else:
+            pads = (int(padding),) * 2 if np.ndim(padding) == 0 else (int(padding[0]), int(padding[1]))
+        assert y.dtype == expected_dtype(np.asarray(a["x"]), np.asarray(a["kernel"]))
+        b = None if a["bias"] is None else np.asarray(a["bias"], np.float64)
+
+        def reference(x_, k_, b_):
+            return conv1d_reference(x_, k_, b_, stride, dilation, pads, 0.0, int(a["groups"]))
+
+        check_values(to_nwc(y), reference, (x64, k64, b), k64[0].size + 1)
+
+    fuzzers = {"conv2d": fuzz_conv2d, "conv2d_backward": fuzz_conv2d_backward, "conv2d_transpose": fuzz_conv2d_transpose,
+               "conv1d": fuzz_conv1d, "im2col": fuzz_im2col,
                "col2im": fuzz_col2im, "Convolution": fuzz_convolution}
     fuzzers[entry_point]()
     for key, count in sorted(tally.items()):
