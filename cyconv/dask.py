@@ -263,7 +263,8 @@ def _axis_plan(chunks, stride, extent, pad_before, out_size):
     block shorter than the halo (Dask's overlap needs halo <= every chunk; this also keeps the
     windows of every block but the last inside the image) or with no output of its own.
 
-    Returns (input chunks, output chunks, halo); sum(output chunks) == out_size.
+    Returns (input chunks, output chunks, halo); sum(output chunks) == out_size; no halo when the
+    axis is left in one block.
     """
     size = sum(chunks)
     halo = max(extent - stride, 0)
@@ -283,7 +284,7 @@ def _axis_plan(chunks, stride, extent, pad_before, out_size):
         kept.pop(0)
     x_starts = [0] + [start for _, start in kept] + [size]
     y_starts = [0] + [first for first, _ in kept] + [out_size]
-    return _sizes(x_starts), _sizes(y_starts), halo
+    return _sizes(x_starts), _sizes(y_starts), halo if kept else 0
 
 
 def _sizes(starts):
@@ -346,7 +347,8 @@ class _SpatialPlan:
         if not depth:
             return parts
         borrowed = da.overlap.overlap(parts, depth, {axis: "none" for axis in depth}, allow_rechunk=False)
-        return da.map_blocks(_fold_block, borrowed, depth, chunks=chunks, dtype=parts.dtype, meta=parts._meta)
+        return da.map_blocks(_fold_block, borrowed, depth, chunks=chunks, dtype=parts.dtype,
+                             meta=np.empty((0,) * 4, dtype=parts.dtype))
 
 
 def _fold_block(block, depth, block_info=None):
