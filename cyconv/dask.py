@@ -66,14 +66,9 @@ def conv2d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, lay
     x up to summation order; chunks: x's batch chunks, the images of x's spatial chunks, F whole.
     """
     call = _Call.check(x, kernel, bias, strides, dilations, padding, layout, pad_value, options)
-    if call.plan is None:
-        return da.map_blocks(
-            _forward_block, call.x, call.kernel, call.bias, call.padding, call.arguments, call.options,
-            None, chunks=call.y_chunks, dtype=call.dtype, meta=call.meta, token="cyconv-conv2d",
-        )
-    x_halo = call.plan.with_halo(call.x)
+    x_blocks, padding, borders = call.blocks()
     return da.map_blocks(
-        _forward_block, x_halo, call.kernel, call.bias, None, call.arguments, call.options, call.plan.borders,
+        _forward_block, x_blocks, call.kernel, call.bias, padding, call.arguments, call.options, borders,
         chunks=call.y_chunks, dtype=call.dtype, meta=call.meta, token="cyconv-conv2d",
     )
 
@@ -94,15 +89,12 @@ def conv2d_backward(grad_y, x, kernel, strides=1, dilations=0, padding="VALID", 
     grad_y = _grad_output(grad_y, call)
     cyconv.conv2d_backward(np.empty(call.probe_y.shape, dtype=grad_y.dtype), call.probe_x, call.kernel,
                            padding=call.padding, **call.arguments, **call.options)
-    if call.plan is None:
-        x_halo, padding, borders = call.x, call.padding, None
-    else:
-        x_halo, padding, borders = call.plan.with_halo(call.x), None, call.plan.borders
+    x_blocks, padding, borders = call.blocks()
     parts = da.map_blocks(
-        _backward_block, grad_y, x_halo, call.kernel, padding, call.arguments, call.options, borders,
-        chunks=x_halo.chunks, dtype=object, meta=np.empty((0,) * 4, dtype=object), token="cyconv-conv2d-backward",
+        _backward_block, grad_y, x_blocks, call.kernel, padding, call.arguments, call.options, borders,
+        chunks=x_blocks.chunks, dtype=object, meta=np.empty((0,) * 4, dtype=object), token="cyconv-conv2d-backward",
     )
-    grad_x_parts = da.map_blocks(_part, parts, 0, chunks=x_halo.chunks, dtype=call.dtype, meta=call.meta)
+    grad_x_parts = da.map_blocks(_part, parts, 0, chunks=x_blocks.chunks, dtype=call.dtype, meta=call.meta)
     grad_x = grad_x_parts if call.plan is None else call.plan.fold_halos(grad_x_parts, call.x.chunks)
     kernel_shape, filters = call.kernel.shape, call.kernel.shape[0]
     return grad_x, _block_sum(parts, 1, call, kernel_shape), _block_sum(parts, 2, call, (filters,))
@@ -113,7 +105,7 @@ class _Call:
     """A checked call: x as a Dask array with its channels in one chunk (rechunked along H and W
     when spatially chunked, see _axis_plan), the NumPy kernel and bias, the arguments for the
     blocks, the output's chunks and dtype, the spatial plan (None when H and W are one chunk), and
-    the empty probe (x, y) that cyconv checked the arguments on (see _probe)."""
+    the empty probe (x, y) that cyconv checked the arguments on (see _probe_input)."""
 
     x: object
     kernel: np.ndarray
@@ -135,6 +127,14 @@ class _Call:
     def meta(self):
         return np.empty((0,) * 4, dtype=self.dtype)
 
+    def blocks(self):
+        """(x's blocks, the padding for each block's call, the image's borders): x with the user's
+        padding when H and W are one chunk; else x with each block's halo, and the padding left
+        to each block (_Borders.padding)."""
+        if self.plan is None:
+            return self.x, self.padding, None
+        return self.plan.with_halo(self.x), None, self.plan.borders
+
     @classmethod
     def check(cls, x, kernel, bias, strides, dilations, padding, layout, pad_value, options):
         """Every argument checked now, before any graph is built: by cyconv itself (conv_geometry
@@ -153,8 +153,8 @@ class _Call:
                 f"{kernel.shape} is {_KERNEL_AXES[layout]} in layout {layout}, x shape {x.shape}"
             )
         arguments = dict(strides=strides, dilations=dilations, layout=layout, pad_value=pad_value)
-        geometry = cyconv.conv_geometry((x.shape[h_axis], x.shape[w_axis]), (kernel.shape[h_axis], kernel.shape[w_axis]),
-                                        strides, dilations, padding)
+        geometry = cyconv.conv_geometry((x.shape[h_axis], x.shape[w_axis]),
+                                        (kernel.shape[h_axis], kernel.shape[w_axis]), strides, dilations, padding)
         probe_x = _probe_input(x, geometry, layout)
         probe_y = cyconv.conv2d(probe_x, kernel, bias, padding=padding, **arguments, **options)
         if len(x.chunks[c_axis]) > 1:

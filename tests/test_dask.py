@@ -237,8 +237,9 @@ def test_nothing_is_computed_until_asked():
         return block
 
     x = da.ones((2, 20, 20, 1), chunks=(1, 7, 9, 1)).map_blocks(load, meta=np.empty((0,) * 4))
-    y = cdask.conv2d(x, np.ones((1, 3, 3, 1)), padding="SAME", strides=2)
-    grads = cdask.conv2d_backward(da.ones(y.shape, chunks=y.chunks), x, np.ones((1, 3, 3, 1)), padding="SAME", strides=2)
+    kernel = np.ones((1, 3, 3, 1))
+    y = cdask.conv2d(x, kernel, padding="SAME", strides=2)
+    grads = cdask.conv2d_backward(da.ones(y.shape, chunks=y.chunks), x, kernel, padding="SAME", strides=2)
     assert calls == []
     compute(y, *grads)
     assert calls

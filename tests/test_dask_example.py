@@ -33,5 +33,6 @@ def test_a_short_run_agrees_with_the_in_memory_call():
     assert "batch: 3 chunks of (40, 12, 12, 3)" in lines
     assert "scene: 9 chunks of (1, 32, 32, 3)" in lines
     assert result.stdout.count("100% Completed") == 2
-    assert [line.split(":")[0] for line in lines if "results agree within the float32 bound" in line] == ["batch", "scene"]
+    agreeing = [line.split(":")[0] for line in lines if "results agree within the float32 bound" in line]
+    assert agreeing == ["batch", "scene"]
     assert FINAL_LINE.fullmatch(lines[-1]), lines[-1]
