@@ -14,6 +14,11 @@ chunking bug.
 Most tests use Dask's synchronous scheduler; a few run on a real distributed.LocalCluster with two
 worker processes (module-scoped fixture), including a task that fails once and is retried.
 """
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -114,6 +119,17 @@ def absolute(args):
 
 def f64(a):
     return None if a is None else np.abs(a).astype(np.float64)
+
+
+def test_import_cyconv_does_not_import_dask():
+    """Dask is an optional extra: only `import cyconv.dask` imports it (checked in a fresh process
+    on the cyconv this session imports)."""
+    code = "import sys, cyconv; assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]"
+    env = dict(os.environ)
+    package_root = str(Path(cyconv.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/")
+    assert result.returncode == 0, result.stderr
 
 
 # ------------------------------------------------------------------------ results equal NumPy's
