@@ -1,7 +1,8 @@
 """A trained cyconv Convolution run over Dask arrays bigger than one chunk, against the in-memory call.
 
     python examples/dask_inference.py [--images 4096] [--size 32] [--chunk 512] [--scene 2048]
-                                      [--tile 512] [--repeats 5] [--blas-threads N] [--seed 0] [--quiet]
+                                      [--tile 512] [--repeats 5] [--blas-threads N]
+                                      [--scheduler threads|synchronous] [--seed 0] [--quiet]
 
 Needs the dask extra (pip install "cyconv[dask]"). Three steps:
 
@@ -17,10 +18,12 @@ Needs the dask extra (pip install "cyconv[dask]"). Three steps:
 The images are made in memory and wrapped with dask.array.from_array, so both calls compute the
 same thing from the same memory and the ratio is what chunking costs (scheduling, the halo
 exchange, assembling the result); with data in a Zarr store, reading it would come on top.
-Timings are medians of --repeats runs, Dask and in-memory alternating, on Dask's default
-(threaded) scheduler. --blas-threads N holds NumPy's BLAS to N threads for both (threadpoolctl):
-Dask's threads each call BLAS, so 1 is the usual choice under Dask (its distributed workers
-set it), and on a busy machine it is the faster setting for the in-memory call too.
+Timings are medians of --repeats runs, Dask and in-memory alternating. --scheduler threads (Dask's
+default) runs chunks in parallel, which is what a user gets; --scheduler synchronous runs them
+one at a time, which isolates what chunking costs. --blas-threads N holds NumPy's BLAS to N
+threads for both calls (threadpoolctl): Dask's threads each call BLAS, so 1 is the usual choice
+under Dask (its distributed workers set it), and on a busy machine it is the faster setting for
+the in-memory call too.
 
 Each comparison also checks the results: both sum the same K = 3*3*3 + 1 terms per output, so
 they differ by at most 2 gamma_K sum|terms| (gamma_K = K u / (1 - K u), u = 2**-24 in float32),
@@ -107,18 +110,20 @@ def rounding_bound(conv, x):
     return 2 * gamma * cyconv.conv2d(np.abs(x), **magnitudes)
 
 
-def compare(name, conv, x, chunks, unit, per_call, repeats, quiet):
+def compare(name, conv, x, chunks, unit, per_call, args):
     """Run the layer over x in memory and as a Dask array in `chunks`; print and return the ratio."""
     lazy = forward_on_dask(conv, da.from_array(x, chunks=chunks))
-    if quiet:
-        y_dask = lazy.compute()
+    if args.quiet:
+        y_dask = lazy.compute(scheduler=args.scheduler)
     else:
         print(f"{name}: {np.prod(lazy.numblocks)} chunks of {chunks}")
         with ProgressBar():
-            y_dask = lazy.compute()
+            y_dask = lazy.compute(scheduler=args.scheduler)
     excess = np.abs(y_dask - forward_in_memory(conv, x)) - rounding_bound(conv, x)
     worst = np.unravel_index(excess.argmax(), excess.shape)
-    memory_s, dask_s = median_seconds([lambda: forward_in_memory(conv, x), lazy.compute], repeats)
+    memory_s, dask_s = median_seconds(
+        [lambda: forward_in_memory(conv, x), lambda: lazy.compute(scheduler=args.scheduler)], args.repeats
+    )
     ratio = memory_s / dask_s
     print(f"{name}: in memory {rate(per_call / memory_s)} {unit}, Dask {rate(per_call / dask_s)} {unit} "
           f"({ratio:.2f}x); results {'agree' if excess[worst] <= 0 else 'DIFFER'} within the float32 bound")
@@ -134,6 +139,8 @@ def main(argv=None):
     parser.add_argument("--tile", type=int, default=512, help="height and width of the scene's tiles")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each call")
     parser.add_argument("--blas-threads", type=int, default=None, help="hold NumPy's BLAS to this many threads")
+    parser.add_argument("--scheduler", choices=["threads", "synchronous"], default="threads",
+                        help="Dask's scheduler: chunks in parallel, or one at a time")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -147,9 +154,8 @@ def main(argv=None):
     scene = rng.standard_normal((1, args.scene, args.scene, 3), dtype=np.float32)
     with threadpool_limits(args.blas_threads, "blas"):
         batch_ratio = compare("batch", conv, batch, (args.chunk, args.size, args.size, 3), "images/s", args.images,
-                              args.repeats, args.quiet)
-        scene_ratio = compare("scene", conv, scene, (1, args.tile, args.tile, 3), "MPix/s", args.scene**2 / 1e6,
-                              args.repeats, args.quiet)
+                              args)
+        scene_ratio = compare("scene", conv, scene, (1, args.tile, args.tile, 3), "MPix/s", args.scene**2 / 1e6, args)
     print(f"dask / in-memory throughput: batch {batch_ratio:.2f}x, scene {scene_ratio:.2f}x")
 
 
