@@ -69,7 +69,7 @@ def conv2d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, lay
     x_blocks, padding, borders = call.blocks()
     return da.map_blocks(
         _forward_block, x_blocks, call.kernel, call.bias, padding, call.arguments, call.options, borders,
-        chunks=call.y_chunks, dtype=call.dtype, meta=call.meta, token="cyconv-conv2d",
+        chunks=call.y_chunks, dtype=call.dtype, meta=call.meta,
     )
 
 
@@ -92,7 +92,7 @@ def conv2d_backward(grad_y, x, kernel, strides=1, dilations=0, padding="VALID", 
     x_blocks, padding, borders = call.blocks()
     parts = da.map_blocks(
         _backward_block, grad_y, x_blocks, call.kernel, padding, call.arguments, call.options, borders,
-        chunks=x_blocks.chunks, dtype=object, meta=np.empty((0,) * 4, dtype=object), token="cyconv-conv2d-backward",
+        chunks=x_blocks.chunks, dtype=object, meta=np.empty((0,) * 4, dtype=object),
     )
     grad_x_parts = da.map_blocks(_part, parts, 0, chunks=x_blocks.chunks, dtype=call.dtype, meta=call.meta)
     grad_x = grad_x_parts if call.plan is None else call.plan.fold_halos(grad_x_parts, call.x.chunks)
