@@ -147,11 +147,6 @@ class _Call:
         n_axis, h_axis, w_axis, c_axis = _AXES[layout]
         if kernel.ndim != 4:
             raise ValueError(f"kernel must be 4-D {_KERNEL_AXES[layout]} in layout {layout}, got shape {kernel.shape}")
-        if kernel.shape[c_axis] != x.shape[c_axis]:
-            raise ValueError(
-                f"kernel has {kernel.shape[c_axis]} input channels but x has {x.shape[c_axis]}: kernel shape "
-                f"{kernel.shape} is {_KERNEL_AXES[layout]} in layout {layout}, x shape {x.shape}"
-            )
         arguments = dict(strides=strides, dilations=dilations, layout=layout, pad_value=pad_value)
         geometry = cyconv.conv_geometry((x.shape[h_axis], x.shape[w_axis]),
                                         (kernel.shape[h_axis], kernel.shape[w_axis]), strides, dilations, padding)
@@ -165,9 +160,10 @@ class _Call:
             )
         spatial = len(x.chunks[h_axis]) > 1 or len(x.chunks[w_axis]) > 1
         plan = _SpatialPlan.make(x.chunks, geometry, layout) if spatial else None
-        if plan is not None and options:
+        unsupported = {name: value for name, value in options.items() if not _spatial_option(name, value)}
+        if plan is not None and unsupported:
             raise ValueError(
-                f"{', '.join(f'{name}={value!r}' for name, value in options.items())}: not supported by "
+                f"{', '.join(f'{name}={value!r}' for name, value in unsupported.items())}: not supported by "
                 f"cyconv.dask when x is chunked along its height or width (chunks {x.chunks}); pass x "
                 f"with H and W in one chunk each, x.rechunk({{{h_axis}: -1, {w_axis}: -1}})"
             )
@@ -178,6 +174,12 @@ class _Call:
         y_chunks[h_axis] = plan.y_chunks[0] if plan else (geometry.out_h,)
         y_chunks[w_axis] = plan.y_chunks[1] if plan else (geometry.out_w,)
         return cls(x, kernel, bias, padding, arguments, dict(options), layout, tuple(y_chunks), plan, probe_x, probe_y)
+
+
+def _spatial_option(name, value):
+    """Whether a chunk of the image can take this keyword argument as the whole image does: groups
+    can, a padding mode other than a constant cannot (it reads the image's far side)."""
+    return name == "groups" or (name == "padding_mode" and str(value).lower() in ("constant", "zeros"))
 
 
 def _layout_name(layout):

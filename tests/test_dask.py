@@ -29,16 +29,12 @@ from hypothesis import strategies as st  # noqa: E402
 
 import cyconv  # noqa: E402
 import cyconv.dask as cdask  # noqa: E402
+from helpers import gamma  # noqa: E402
 from reference import nchw  # noqa: E402
 from strategies import paddings, resolved_pads  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------- helpers
-
-
-def gamma(terms, dtype):
-    u = np.finfo(dtype).eps / 2
-    return terms * u / (1 - terms * u)
 
 
 def assert_within_dot_bound(actual, expected, sum_abs, terms, dtype):
@@ -300,6 +296,28 @@ def test_a_chunk_without_outputs_of_its_own_is_merged():
     assert y.chunks[1] == (4, 4)
 
 
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_groups_and_padding_modes(layout):
+    # groups work on spatial chunks as on the whole image; a reflected border needs the image's far
+    # side, so padding modes other than a constant run on batch chunks only.
+    rng = np.random.default_rng(3)
+    x, kernel = rng.standard_normal((3, 12, 11, 4)), rng.standard_normal((6, 3, 3, 2))
+    if layout == "NCHW":
+        x, kernel = nchw(x), nchw(kernel)
+    spatial = da.from_array(x, chunks=(1, 5, 4, 4) if layout == "NHWC" else (1, 4, 5, 4))
+    args = dict(strides=2, padding="SAME", layout=layout, groups=2)
+    (actual,) = compute(cdask.conv2d(spatial, kernel, **args))
+    sum_abs = cyconv.conv2d(np.abs(x), np.abs(kernel), **args)
+    assert_within_dot_bound(actual, cyconv.conv2d(x, kernel, **args), sum_abs, 3 * 3 * 2, np.float64)
+    reflect = dict(padding=1, layout=layout, groups=2, padding_mode="reflect")
+    (actual,) = compute(cdask.conv2d(da.from_array(x, chunks=(1, -1, -1, -1)), kernel, **reflect))
+    sum_abs = cyconv.conv2d(np.abs(x), np.abs(kernel), **reflect)
+    assert_within_dot_bound(actual, cyconv.conv2d(x, kernel, **reflect), sum_abs, 3 * 3 * 2, np.float64)
+    with pytest.raises(ValueError, match=r"padding_mode='reflect': not supported by cyconv.dask when x is chunked "
+                                         r"along its height or width"):
+        cdask.conv2d(spatial, kernel, **reflect)
+
+
 # ---------------------------------------------------------------------------------------- errors
 
 
@@ -323,6 +341,7 @@ def test_dask_kernel_and_bias_are_refused():
         (lambda x, k: cdask.conv2d(x, k, layout="NWHC"), ValueError, "layout must be 'NHWC' or 'NCHW'"),
         (lambda x, k: cdask.conv2d(x[0], k), ValueError, r"x must be 4-D, got shape \(5, 5, 3\)"),
         (lambda x, k: cdask.conv2d(x, k[..., :2]), ValueError, "kernel has 2 input channels but x has 3"),
+        (lambda x, k: cdask.conv2d(x, k, groups=2), ValueError, "groups must divide both the channels of x"),
         (lambda x, k: cdask.conv2d(x, k[0]), ValueError, r"kernel must be 4-D \(F, kh, kw, C\)"),
         (lambda x, k: cdask.conv2d(x, k, np.ones(3)), ValueError, r"bias must have shape \(1,\)"),
         (lambda x, k: cdask.conv2d(x, k, padding="FULL"), ValueError, "padding must be"),
