@@ -2,9 +2,10 @@
 
 The compiled algorithms run one single-threaded product per OpenMP thread (cyconv/_blas.pxd); if
 BLAS kept its own worker threads too, the two pools would fight over the cores. Around each call
-the engine enters `one_blas_thread()`, which sets every BLAS library threadpoolctl finds to one
-thread (scikit-learn does the same around its cython_blas loops) and restores the user's setting
-when the last concurrent cyconv call leaves. Costs a few microseconds per call.
+on more than one thread the engine enters `one_blas_thread(threads)`, which sets every BLAS
+library threadpoolctl finds to one thread (scikit-learn does the same around its cython_blas
+loops) and restores the user's setting when the last concurrent cyconv call leaves. Costs about
+15 microseconds per call (threadpoolctl reads and sets each library's count).
 """
 import contextlib
 import functools
@@ -25,10 +26,15 @@ def _blas_libraries():
 
 
 @contextlib.contextmanager
-def one_blas_thread():
-    """Within the block every BLAS library runs on the calling thread only. Safe for concurrent
-    use from several Python threads: the first to enter saves the settings, the last restores."""
+def one_blas_thread(team_threads):
+    """Within the block every BLAS library runs on the calling thread only, when an OpenMP team of
+    `team_threads` > 1 threads will call it (a call on one thread leaves BLAS as it is). Safe for
+    concurrent use from several Python threads: the first to enter saves the settings, the last
+    restores them."""
     global _active_calls
+    if team_threads == 1:
+        yield
+        return
     with _lock:
         if _active_calls == 0:
             _saved_threads[:] = [(lib, lib.num_threads) for lib in _blas_libraries()]

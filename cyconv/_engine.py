@@ -111,7 +111,7 @@ def forward(problem):
     block = _block(taps * problem.dtype.itemsize, y.shape[0] if nhwc else y.shape[2], threads)
     work = _per_thread_scratch("cols", threads, block * taps, problem.dtype)
     kernel = _gemm.forward_nhwc if nhwc else _gemm.forward_nchw
-    with one_blas_thread():
+    with one_blas_thread(threads):
         kernel(problem.x, wm, bias, y, *g.kernel_args(), problem.pad_value, problem.groups, block, work, threads)
     return y.reshape(problem.output_shape)
 
@@ -150,7 +150,7 @@ def kernel_grad(problem, grad_y):
     bias_partials = np.zeros((row_parts, f))
     work = _per_thread_scratch("cols", threads, block * part_taps, problem.dtype)
     kernel = _gemm.kernel_grad_nhwc if nhwc else _gemm.kernel_grad_nchw
-    with one_blas_thread():
+    with one_blas_thread(threads):
         kernel(problem.x, gy, partials, bias_partials, *g.kernel_args(), problem.pad_value, groups, block,
                column_parts, work, threads)
     grad_kernel = partials[0] if row_parts == 1 else partials.sum(axis=0)
@@ -176,7 +176,7 @@ def input_grad(problem, grad_y, bias=None):
     chunk = max(1, min(problem.batch, _config.get_max_workspace() // (taps * pixels * item)))
     dcols = _scratch("dcols", chunk * taps * pixels, problem.dtype)
     kernel = _gemm.input_grad_nhwc if nhwc else _gemm.input_grad_nchw
-    with one_blas_thread():
+    with one_blas_thread(threads):
         kernel(gy, wm, grad_x, *g.kernel_args(), groups, block, chunk, dcols, threads)
     if bias is not None:
         grad_x += bias if nhwc else bias[:, None, None]

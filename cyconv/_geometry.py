@@ -174,7 +174,36 @@ def conv_geometry(in_hw, kernel_hw, strides=1, dilations=0, padding="VALID", *, 
     padding           'SAME' | 'VALID' (any case) | int | (ph, pw) | ((top, bottom), (left, right))
     require_exact     documents 000 / 002: an explicit padding whose output size
                       (in - extent + pads) / stride + 1 is not an integer is an error
+
+    Arguments made of Python ints, strings and tuples are remembered (a layer's repeated calls
+    pay for the checks once); anything else is checked every time.
     """
+    arguments = (in_hw, kernel_hw, strides, dilations, padding, require_exact)
+    key = _typed_key(arguments)
+    if key is None:
+        return _conv_geometry(*arguments)
+    if key not in _remembered:
+        if len(_remembered) >= 1024:
+            _remembered.clear()
+        _remembered[key] = _conv_geometry(*arguments)
+    return _remembered[key]
+
+
+_remembered = {}
+
+
+def _typed_key(value):
+    """A key that tells apart arguments Python considers equal but cyconv does not (True and 1,
+    2.0 and 2): each int, str and bool with its type; None for anything else (not remembered)."""
+    if type(value) in (int, str, bool):
+        return (type(value), value)
+    if type(value) is tuple:
+        keys = tuple(_typed_key(v) for v in value)
+        return None if None in keys else keys
+    return None
+
+
+def _conv_geometry(in_hw, kernel_hw, strides, dilations, padding, require_exact):
     in_h, in_w = pair("input size", in_hw, 1)
     kernel_h, kernel_w = pair("kernel_size", kernel_hw, 1)
     stride_h, stride_w = pair("strides", strides, 1)

@@ -9,6 +9,7 @@ Nothing here computes an output size (cyconv._geometry does) or touches a pixel;
 can be wrong with an argument is found here, before any compiled code runs, and reported as a
 ValueError / TypeError that names the argument, what it got and what was expected.
 """
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -189,7 +190,7 @@ def _check_memory(what, geometry, x_shape, kernel_size, channels, filters, batch
     kernel (converted), the output, grad_y, grad_x, the kernel gradient and its partial sums,
     scratch, and with a padding mode the padded copy of x and its gradient."""
     g, item = geometry, dtype.itemsize
-    x_bytes = int(np.prod(x_shape, dtype=object)) * item
+    x_bytes = math.prod(x_shape) * item
     out_bytes = batch * g.out_h * g.out_w * filters * item
     one_image = g.patch_size * channels * g.out_h * g.out_w * item
     scratch = max(_config.get_max_workspace(), one_image)
@@ -221,7 +222,7 @@ def conv_spec(x_shape, kernel_shape, strides=1, dilations=0, padding="VALID", la
     pad_value = real_scalar("pad_value", pad_value)
     mode = _padding_mode(padding_mode, pad_value, geometry)
     _check_memory(f"conv2d of {x_name} {tuple(x_shape)} with {kernel_name} {tuple(kernel_shape)}", geometry,
-                  x_shape, int(np.prod(kernel_shape, dtype=object)), c, f, n, np.dtype(dtype), mode != "constant")
+                  x_shape, math.prod(kernel_shape), c, f, n, np.dtype(dtype), mode != "constant")
     return ConvSpec(geometry, groups, mode, pad_value)
 
 
@@ -266,7 +267,7 @@ def transpose_spec(x_shape, kernel_shape, strides=1, dilations=0, padding="VALID
     geometry = transposed_geometry((h, w), (kh, kw), strides, dilations, padding, output_padding)
     output_shape = in_layout(n, geometry.in_h, geometry.in_w, groups * kc, layout)
     _check_memory(f"conv2d_transpose of x {tuple(x_shape)} with kernel {tuple(kernel_shape)} to {output_shape}",
-                  geometry, output_shape, int(np.prod(kernel_shape, dtype=object)), groups * kc, f, n,
+                  geometry, output_shape, math.prod(kernel_shape), groups * kc, f, n,
                   np.dtype(dtype), False)
     return geometry, groups
 
