@@ -44,7 +44,7 @@ These functions trust their caller: shapes, dtypes, contiguity and the geometry 
 before, once. Compiled without bounds checks (unless built with CYCONV_CYTHON_DEBUG=1).
 """
 from cython cimport floating
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport parallel, prange, threadid
 
 import numpy as np
 
@@ -55,86 +55,148 @@ cdef enum:
     # Channels (NHWC) or tiles (NCHW) transformed together: the length of the inner loops.
     LANES = 32
     ALPHA_MAX = 6
+    # Distance between the outputs of a 1-D transform in the thread's local buffers: a constant,
+    # so the compiler sees that the outputs of one loop never overlap.
+    STRIDE = ALPHA_MAX * LANES
+    # Added to the distance between the alpha**2 matrices of V and of M: without it that distance
+    # is often a multiple of 4 KiB, and a tile's alpha**2 vectors, read or written together, fall
+    # into the same few L1 cache sets (measured 1.9x slower transforms).
+    SKEW = 16
+    # Tiles per task of the transforms when the team shares V and M (see _run).
+    CHUNK = 32
 
 
 # ---------------------------------------------------------------------------------------------
-# 1-D transforms. Each reads `alpha` (or 3) input vectors s + k * ss and writes its outputs to
-# d + k * ds, n lanes each. One loop per output, so each loop has a single store stream and
-# vectorises over the lanes without aliasing checks between outputs.
+# 1-D transforms over n <= LANES lanes: input vector k is p[k][0:n].
+# The input transform writes output k to d[k * ds : k * ds + n], one loop per output, so that a
+# loop has a single store stream and vectorises without aliasing checks even when d is V.
+# The output transform writes only to the thread's local buffers, at the constant distance
+# STRIDE, so one loop computes every output.
 # ---------------------------------------------------------------------------------------------
 
-cdef inline void _input_1d_f2(const floating* s, Py_ssize_t ss, floating* d, Py_ssize_t ds,
+cdef inline void _input_1d_f2(const floating** p, floating* d, Py_ssize_t ds,
                               Py_ssize_t n) noexcept nogil:
-    """d = B^T s for F(2x2, 3x3): 4 vectors in, 4 out."""
+    """d = B^T s for F(2x2, 3x3): 4 vectors in, 4 out, one rounded operation on every path."""
+    cdef const floating* s0 = p[0]
+    cdef const floating* s1 = p[1]
+    cdef const floating* s2 = p[2]
+    cdef const floating* s3 = p[3]
     cdef Py_ssize_t c
     for c in range(n):
-        d[c] = s[c] - s[2 * ss + c]
+        d[c] = s0[c] - s2[c]
     for c in range(n):
-        d[ds + c] = s[ss + c] + s[2 * ss + c]
+        d[ds + c] = s1[c] + s2[c]
     for c in range(n):
-        d[2 * ds + c] = s[2 * ss + c] - s[ss + c]
+        d[2 * ds + c] = s2[c] - s1[c]
     for c in range(n):
-        d[3 * ds + c] = s[ss + c] - s[3 * ss + c]
+        d[3 * ds + c] = s1[c] - s3[c]
 
 
-cdef inline void _input_1d_f4(const floating* s, Py_ssize_t ss, floating* d, Py_ssize_t ds,
+cdef inline void _input_1d_f4(const floating** p, floating* d, Py_ssize_t ds,
                               Py_ssize_t n) noexcept nogil:
     """d = B^T s for F(4x4, 3x3): 6 vectors in, 6 out. At most 2 rounded operations on any path
     from an input to an output (products by 2 and 4 are exact)."""
+    cdef const floating* s0 = p[0]
+    cdef const floating* s1 = p[1]
+    cdef const floating* s2 = p[2]
+    cdef const floating* s3 = p[3]
+    cdef const floating* s4 = p[4]
+    cdef const floating* s5 = p[5]
+    cdef floating two = 2, four = 4, five = 5  # typed: a bare 4 * s would compute in double
     cdef Py_ssize_t c
     for c in range(n):
-        d[c] = (4 * s[c] + s[4 * ss + c]) - 5 * s[2 * ss + c]
+        d[c] = (four * s0[c] + s4[c]) - five * s2[c]
     for c in range(n):
-        d[ds + c] = (s[3 * ss + c] + s[4 * ss + c]) - 4 * (s[ss + c] + s[2 * ss + c])
+        d[ds + c] = (s3[c] + s4[c]) - four * (s1[c] + s2[c])
     for c in range(n):
-        d[2 * ds + c] = (s[4 * ss + c] - s[3 * ss + c]) + 4 * (s[ss + c] - s[2 * ss + c])
+        d[2 * ds + c] = (s4[c] - s3[c]) + four * (s1[c] - s2[c])
     for c in range(n):
-        d[3 * ds + c] = (s[4 * ss + c] - s[2 * ss + c]) + 2 * (s[3 * ss + c] - s[ss + c])
+        d[3 * ds + c] = (s4[c] - s2[c]) + two * (s3[c] - s1[c])
     for c in range(n):
-        d[4 * ds + c] = (s[4 * ss + c] - s[2 * ss + c]) - 2 * (s[3 * ss + c] - s[ss + c])
+        d[4 * ds + c] = (s4[c] - s2[c]) - two * (s3[c] - s1[c])
     for c in range(n):
-        d[5 * ds + c] = (4 * s[ss + c] + s[5 * ss + c]) - 5 * s[3 * ss + c]
+        d[5 * ds + c] = (four * s1[c] + s5[c]) - five * s3[c]
 
 
-cdef inline void _output_1d_f2(const floating* s, Py_ssize_t ss, floating* d, Py_ssize_t ds,
-                               Py_ssize_t n) noexcept nogil:
-    """d = A^T s for F(2x2, 3x3): 4 vectors in, 2 out."""
+cdef inline void _output_1d_f2(const floating** p, floating* d, Py_ssize_t n) noexcept nogil:
+    """d = A^T s for F(2x2, 3x3): 4 vectors in, 2 out, at most 2 rounded operations on a path."""
+    cdef const floating* s0 = p[0]
+    cdef const floating* s1 = p[1]
+    cdef const floating* s2 = p[2]
+    cdef const floating* s3 = p[3]
     cdef Py_ssize_t c
     for c in range(n):
-        d[c] = (s[c] + s[ss + c]) + s[2 * ss + c]
-    for c in range(n):
-        d[ds + c] = (s[ss + c] - s[2 * ss + c]) - s[3 * ss + c]
+        d[c] = (s0[c] + s1[c]) + s2[c]
+        d[STRIDE + c] = (s1[c] - s2[c]) - s3[c]
 
 
-cdef inline void _output_1d_f4(const floating* s, Py_ssize_t ss, floating* d, Py_ssize_t ds,
-                               Py_ssize_t n) noexcept nogil:
+cdef inline void _output_1d_f4(const floating** p, floating* d, Py_ssize_t n) noexcept nogil:
     """d = A^T s for F(4x4, 3x3): 6 vectors in, 4 out. At most 3 rounded operations on any path
     (products by 2, 4, 8 are exact)."""
+    cdef const floating* s0 = p[0]
+    cdef const floating* s1 = p[1]
+    cdef const floating* s2 = p[2]
+    cdef const floating* s3 = p[3]
+    cdef const floating* s4 = p[4]
+    cdef const floating* s5 = p[5]
+    cdef floating two = 2, four = 4, eight = 8
     cdef Py_ssize_t c
     for c in range(n):
-        d[c] = (s[c] + (s[ss + c] + s[2 * ss + c])) + (s[3 * ss + c] + s[4 * ss + c])
-    for c in range(n):
-        d[ds + c] = (s[ss + c] - s[2 * ss + c]) + 2 * (s[3 * ss + c] - s[4 * ss + c])
-    for c in range(n):
-        d[2 * ds + c] = (s[ss + c] + s[2 * ss + c]) + 4 * (s[3 * ss + c] + s[4 * ss + c])
-    for c in range(n):
-        d[3 * ds + c] = ((s[ss + c] - s[2 * ss + c]) + 8 * (s[3 * ss + c] - s[4 * ss + c])) + s[5 * ss + c]
+        d[c] = (s0[c] + (s1[c] + s2[c])) + (s3[c] + s4[c])
+        d[STRIDE + c] = (s1[c] - s2[c]) + two * (s3[c] - s4[c])
+        d[2 * STRIDE + c] = (s1[c] + s2[c]) + four * (s3[c] + s4[c])
+        d[3 * STRIDE + c] = ((s1[c] - s2[c]) + eight * (s3[c] - s4[c])) + s5[c]
 
 
-cdef inline void _input_1d(int m, const floating* s, Py_ssize_t ss, floating* d, Py_ssize_t ds,
+cdef inline void _input_1d(int m, const floating** p, floating* d, Py_ssize_t ds,
                            Py_ssize_t n) noexcept nogil:
     if m == 2:
-        _input_1d_f2(s, ss, d, ds, n)
+        _input_1d_f2(p, d, ds, n)
     else:
-        _input_1d_f4(s, ss, d, ds, n)
+        _input_1d_f4(p, d, ds, n)
 
 
-cdef inline void _output_1d(int m, const floating* s, Py_ssize_t ss, floating* d, Py_ssize_t ds,
-                            Py_ssize_t n) noexcept nogil:
+cdef inline void _output_1d(int m, const floating** p, floating* d, Py_ssize_t n) noexcept nogil:
     if m == 2:
-        _output_1d_f2(s, ss, d, ds, n)
+        _output_1d_f2(p, d, n)
     else:
-        _output_1d_f4(s, ss, d, ds, n)
+        _output_1d_f4(p, d, n)
+
+
+cdef inline void _input_2d(int m, const floating** p, floating* t, floating* v, Py_ssize_t plane,
+                           Py_ssize_t n) noexcept nogil:
+    """Input transform of one window, window element (k, l) at p[k * ALPHA_MAX + l][0:n]:
+    v[(k' alpha + l') * plane] = (B^T d B)[k', l'], through t (local, alpha x alpha x LANES)."""
+    cdef const floating* col[ALPHA_MAX]
+    cdef const floating* row[ALPHA_MAX]
+    cdef Py_ssize_t alpha = m + 2, k, l
+    # t[(k' * ALPHA_MAX + l) * LANES] = (B^T d)[k', l], column by column
+    for l in range(alpha):
+        for k in range(alpha):
+            col[k] = p[k * ALPHA_MAX + l]
+        _input_1d(m, col, t + l * LANES, STRIDE, n)
+    # then row by row, straight into V
+    for k in range(alpha):
+        for l in range(alpha):
+            row[l] = t + k * STRIDE + l * LANES
+        _input_1d(m, row, v + k * alpha * plane, plane, n)
+
+
+cdef inline void _output_2d(int m, const floating* mm, Py_ssize_t ss, floating* t, floating* o,
+                            Py_ssize_t n) noexcept nogil:
+    """Output transform of one tile: from the products, product a at mm + a * ss, to
+    o[(j * ALPHA_MAX + i) * LANES] = (A^T M A)[i, j]."""
+    cdef const floating* p[ALPHA_MAX]
+    cdef const floating* q[ALPHA_MAX]
+    cdef Py_ssize_t alpha = m + 2, i, b, k
+    for b in range(alpha):
+        for k in range(alpha):
+            p[k] = mm + (k * alpha + b) * ss
+        _output_1d(m, p, t + b * LANES, n)
+    for i in range(m):
+        for b in range(alpha):
+            q[b] = t + i * STRIDE + b * LANES
+        _output_1d(m, q, o + i * LANES, n)
 
 
 cdef inline void _kernel_1d(int m, const double* s, Py_ssize_t ss, double* d, Py_ssize_t ds) noexcept nogil:
@@ -191,45 +253,59 @@ cdef struct _Geometry:
     Py_ssize_t sh, sw              # dilation + 1: the step between a sub-grid's rows / columns
     Py_ssize_t m, alpha            # tile size, window size
     Py_ssize_t tiles_h, tiles_w    # tiles per image along each axis
-    Py_ssize_t block               # tiles per block (the capacity of V and M)
+    bint shared                    # one V and M for the team (see _run), else one per thread
+    Py_ssize_t block               # tiles per block: the capacity of V and M
+    Py_ssize_t v_plane, m_plane    # distance between the alpha**2 matrices of V, of M
 
 
 cdef inline _Geometry _geometry(Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
                                 Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t F,
                                 Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t dh, Py_ssize_t dw,
-                                int tile, Py_ssize_t block) noexcept:
+                                int tile, Py_ssize_t itemsize) noexcept:
     cdef _Geometry g
     g.N, g.H, g.W, g.C, g.OH, g.OW, g.F = N, H, W, C, OH, OW, F
     g.pad_top, g.pad_left, g.sh, g.sw = pad_top, pad_left, dh + 1, dw + 1
     g.m, g.alpha = tile, tile + 2
     g.tiles_h, g.tiles_w = _tiles_along(OH, g.sh, g.m), _tiles_along(OW, g.sw, g.m)
-    g.block = block
+    g.shared, g.block = _blocks(g.alpha, C, F, itemsize, N * g.tiles_h * g.tiles_w)
+    g.v_plane = g.block * C + SKEW
+    g.m_plane = g.block * F + SKEW
     return g
 
 
 cdef inline (Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t) _locate(
         const _Geometry* g, Py_ssize_t t) noexcept nogil:
     """Tile t (numbered image by image, tile row by tile row) -> (image n, first output row oh0,
-    valid rows, first output column ow0, outputs of its column sub-grid from ow0 on)."""
+    valid rows, first output column ow0, valid columns)."""
     cdef Py_ssize_t per_image = g.tiles_h * g.tiles_w
     cdef Py_ssize_t oh0, rows, ow0, cols
     oh0, rows = _tile((t % per_image) // g.tiles_w, g.OH, g.sh, g.m)
     ow0, cols = _tile(t % g.tiles_w, g.OW, g.sw, g.m)
-    return t // per_image, oh0, min(g.m, rows), ow0, cols
+    return t // per_image, oh0, min(g.m, rows), ow0, min(g.m, cols)
 
 
-cdef Py_ssize_t _block_tiles(Py_ssize_t alpha, Py_ssize_t C, Py_ssize_t F, Py_ssize_t total) noexcept:
-    """Tiles per block: V and M together take alpha**2 (C + F) values per tile; about 1 MiB of
-    float32 (the L2 cache) sets the block, but never fewer than 32 tiles (a thinner product
-    spends its time repacking U[a]) nor more than 128. Depends only on the problem, never on the
-    thread count, so the products (and results) are the same for any thread count."""
-    cdef Py_ssize_t per_tile = alpha * alpha * (C + F) * 4
-    return max(1, min(total, max(32, min(128, (1 << 20) // per_tile))))
+cdef (bint, Py_ssize_t) _blocks(Py_ssize_t alpha, Py_ssize_t C, Py_ssize_t F, Py_ssize_t itemsize,
+                                Py_ssize_t total) noexcept:
+    """(shared, tiles per block), from the problem alone, never from the thread count, so the
+    products (and results) are the same for any thread count. Measured on the layers of the
+    benchmark (C = F = 64, 128, 256; notes in the report of this module's branch).
+
+    Each thread runs whole blocks of tiles, V and M of a block (alpha**2 (C + F) values a tile)
+    within 512 KiB, 8 to 64 tiles, and at most 10**6 / (C F) tiles: a product of at most 10**6
+    multiply-adds stays in cache, and OpenBLAS then runs it without repacking U[a] (its
+    small-matrix kernel: 2.8x faster here than 16 tiles at C = F = 256). Every block reads all
+    of U; when U exceeds 8 MiB (it no longer stays in the last-level cache) the team instead
+    shares one V and M of at least 256 tiles (see _run), so U is read once per 256 tiles."""
+    if alpha * alpha * C * F * itemsize > (8 << 20):
+        return True, max(1, min(total, max(256, (8 << 20) // (alpha * alpha * (C + F) * itemsize))))
+    cdef Py_ssize_t by_cache = (512 << 10) // (alpha * alpha * (C + F) * itemsize)
+    return False, max(1, min(total, max(8, min(64, by_cache, 1000000 // (C * F)))))
 
 
 # ---------------------------------------------------------------------------------------------
-# NHWC: lanes are channels (input transform) and filters (output transform).
-# V is (alpha**2, block, C), M is (alpha**2, block, F).
+# Blocks of tiles. Lanes are channels (input transform) and filters (output transform). An NCHW
+# input is first copied, image by image, into channels-last order in the thread's own buffer.
+# V is (alpha**2, block, C) and M is (alpha**2, block, F), their matrices v_plane / m_plane apart.
 # ---------------------------------------------------------------------------------------------
 
 cdef inline void _fill(floating* d, Py_ssize_t n, floating value) noexcept nogil:
@@ -238,97 +314,203 @@ cdef inline void _fill(floating* d, Py_ssize_t n, floating value) noexcept nogil
         d[c] = value
 
 
-cdef inline void _copy(floating* d, const floating* s, Py_ssize_t n) noexcept nogil:
+cdef inline void _add(floating* d, const floating* s, const floating* b, Py_ssize_t n) noexcept nogil:
+    """d[:n] = s[:n] + b[:n]"""
     cdef Py_ssize_t c
     for c in range(n):
-        d[c] = s[c]
+        d[c] = s[c] + b[c]
 
 
-cdef void _input_tile_nhwc(const floating* x, const _Geometry* g, floating pad, Py_ssize_t n,
-                           Py_ssize_t oh0, Py_ssize_t vr, Py_ssize_t ow0, Py_ssize_t vc,
-                           floating* v, Py_ssize_t plane) noexcept nogil:
-    """Transform the input window of the tile with outputs (oh0, ow0) + step * (0..vr-1, 0..vc-1)
-    of image n into v[a * plane + c], a < alpha**2, c < C."""
-    cdef floating d[ALPHA_MAX * ALPHA_MAX * LANES]
-    cdef floating t[ALPHA_MAX * ALPHA_MAX * LANES]
-    cdef Py_ssize_t alpha = g.alpha, C = g.C
-    cdef Py_ssize_t ih0 = oh0 - g.pad_top, iw0 = ow0 - g.pad_left
-    cdef Py_ssize_t row_step = g.sh * g.W * C, col_step = g.sw * C
-    cdef bint interior = (vr == g.m and vc == g.m and ih0 >= 0 and iw0 >= 0
-                          and ih0 + g.sh * (alpha - 1) < g.H and iw0 + g.sw * (alpha - 1) < g.W)
-    cdef Py_ssize_t chunk, c0, cw, k, l, ih, iw, ss, ls
+cdef void _image_hwc(const floating* x, const _Geometry* g, Py_ssize_t n, floating* image) noexcept nogil:
+    """image (H, W, C) = image n of the NCHW input x. In blocks of LANES columns: each row segment
+    of x is read once, and the LANES pixels written to stay in cache across the channels."""
+    cdef Py_ssize_t H = g.H, W = g.W, C = g.C, c, h, chunk, w0, w, ww
     cdef const floating* src
-    cdef floating* at
+    cdef floating* dst
+    for h in range(H):
+        for chunk in range((W + LANES - 1) // LANES):
+            w0 = chunk * LANES
+            ww = min(LANES, W - w0)
+            dst = image + (h * W + w0) * C
+            for c in range(C):
+                src = x + ((n * C + c) * H + h) * W + w0
+                for w in range(ww):
+                    dst[w * C + c] = src[w]
+
+
+cdef void _input_tile(const floating* x, const _Geometry* g, floating pad, Py_ssize_t n,
+                      Py_ssize_t oh0, Py_ssize_t vr, Py_ssize_t ow0, Py_ssize_t vc,
+                      floating* v, Py_ssize_t plane) noexcept nogil:
+    """Transform the input window of the tile with outputs (oh0, ow0) + step * (0..vr-1, 0..vc-1)
+    of image n of the channels-last x into v[a * plane + c], a < alpha**2, c < C."""
+    cdef floating t[ALPHA_MAX * STRIDE]
+    cdef floating pads[LANES]
+    cdef floating zeros[LANES]
+    cdef const floating* p[ALPHA_MAX * ALPHA_MAX]
+    # Offset in x of window row k / column l, or -1 (padding), or -2 (read by no written output)
+    cdef Py_ssize_t rows[ALPHA_MAX]
+    cdef Py_ssize_t cols[ALPHA_MAX]
+    cdef Py_ssize_t alpha = g.alpha, C = g.C
+    cdef Py_ssize_t chunk, c0, k, l, ih, iw
+    _fill(pads, LANES, pad)
+    _fill(zeros, LANES, 0)
+    for k in range(alpha):
+        ih = oh0 - g.pad_top + g.sh * k
+        rows[k] = -2 if k >= vr + 2 else (-1 if ih < 0 or ih >= g.H else (n * g.H + ih) * g.W * C)
+        iw = ow0 - g.pad_left + g.sw * k
+        cols[k] = -2 if k >= vc + 2 else (-1 if iw < 0 or iw >= g.W else iw * C)
     for chunk in range((C + LANES - 1) // LANES):
         c0 = chunk * LANES
-        cw = min(LANES, C - c0)
-        if interior:
-            src = x + ((n * g.H + ih0) * g.W + iw0) * C + c0
-            ss, ls = row_step, col_step
-        else:
-            # Gather the window into d[k][l][:cw]: x inside the input, pad outside it, 0 where no
-            # written output reads.
-            for k in range(alpha):
-                ih = ih0 + g.sh * k
-                for l in range(alpha):
-                    iw = iw0 + g.sw * l
-                    at = d + (k * alpha + l) * LANES
-                    if k >= vr + 2 or l >= vc + 2:
-                        _fill(at, cw, 0)
-                    elif ih < 0 or ih >= g.H or iw < 0 or iw >= g.W:
-                        _fill(at, cw, pad)
-                    else:
-                        _copy(at, x + ((n * g.H + ih) * g.W + iw) * C + c0, cw)
-            src = d
-            ss, ls = alpha * LANES, LANES
-        # t[k'][l] = (B^T d)[k', l], then v[k' alpha + l'] = (t B)[k', l']
-        for l in range(alpha):
-            _input_1d(g.m, src + l * ls, ss, t + l * LANES, alpha * LANES, cw)
         for k in range(alpha):
-            _input_1d(g.m, t + k * alpha * LANES, LANES, v + k * alpha * plane + c0, plane, cw)
+            for l in range(alpha):
+                if rows[k] == -2 or cols[l] == -2:
+                    p[k * ALPHA_MAX + l] = zeros
+                elif rows[k] == -1 or cols[l] == -1:
+                    p[k * ALPHA_MAX + l] = pads
+                else:
+                    p[k * ALPHA_MAX + l] = x + rows[k] + cols[l] + c0
+        if C - c0 >= LANES:  # a full chunk: constant trip counts
+            _input_2d(g.m, p, t, v + c0, plane, LANES)
+        else:
+            _input_2d(g.m, p, t, v + c0, plane, C - c0)
 
 
-cdef void _output_tile_nhwc(const floating* mm, Py_ssize_t plane, const floating* bias,
-                            floating* y, const _Geometry* g, Py_ssize_t n,
-                            Py_ssize_t oh0, Py_ssize_t vr, Py_ssize_t ow0, Py_ssize_t vc) noexcept nogil:
-    """From the tile's products mm[a * plane + f], write its vr x vc outputs (plus bias) to y."""
-    cdef floating t[ALPHA_MAX * ALPHA_MAX * LANES]
-    cdef floating o[ALPHA_MAX * ALPHA_MAX * LANES]
-    cdef Py_ssize_t alpha = g.alpha, m = g.m, F = g.F
-    cdef Py_ssize_t chunk, f0, fw, i, j, b, f
+cdef void _output_tile(const floating* mm, Py_ssize_t plane, const floating* bias, const _Geometry* g,
+                       Py_ssize_t vr, Py_ssize_t vc, floating* out, Py_ssize_t row_step,
+                       Py_ssize_t col_step) noexcept nogil:
+    """From the tile's products mm[a * plane + f], write its vr x vc outputs plus bias: output
+    (i, j), filter f to out[i * row_step + j * col_step + f]."""
+    cdef floating t[ALPHA_MAX * STRIDE]
+    cdef floating o[ALPHA_MAX * STRIDE]
+    cdef Py_ssize_t F = g.F, chunk, f0, fw, i, j
     cdef floating* dst
     cdef const floating* src
     for chunk in range((F + LANES - 1) // LANES):
         f0 = chunk * LANES
         fw = min(LANES, F - f0)
-        # t[i][b] = (A^T M)[i, b], then o[i][j] = (t A)[i, j]
-        for b in range(alpha):
-            _output_1d(m, mm + b * plane + f0, alpha * plane, t + b * LANES, alpha * LANES, fw)
-        for i in range(m):
-            _output_1d(m, t + i * alpha * LANES, LANES, o + i * m * LANES, LANES, fw)
+        if fw == LANES:  # a full chunk: constant trip counts
+            _output_2d(g.m, mm + f0, plane, t, o, LANES)
+        else:
+            _output_2d(g.m, mm + f0, plane, t, o, fw)
         for i in range(vr):
             for j in range(vc):
-                dst = y + ((n * g.OH + oh0 + g.sh * i) * g.OW + ow0 + g.sw * j) * F + f0
-                src = o + (i * m + j) * LANES
-                for f in range(fw):
-                    dst[f] = src[f] + bias[f0 + f]
+                dst = out + i * row_step + j * col_step + f0
+                src = o + (j * ALPHA_MAX + i) * LANES
+                if fw == LANES:
+                    _add(dst, src, bias + f0, LANES)
+                else:
+                    _add(dst, src, bias + f0, fw)
 
 
-cdef void _block_nhwc(const floating* x, const floating* u, const floating* bias, floating* y,
-                      const _Geometry* g, floating pad, Py_ssize_t first, Py_ssize_t count,
-                      floating* v, floating* mm) noexcept nogil:
-    """Tiles first .. first + count - 1: transform into v, multiply into mm, transform into y."""
-    cdef Py_ssize_t alpha2 = g.alpha * g.alpha, C = g.C, F = g.F, T = g.block
-    cdef Py_ssize_t b, n, oh0, vr, ow0, cols, a
+cdef void _inputs(const floating* x, const _Geometry* g, bint nchw, floating pad, Py_ssize_t first,
+                  Py_ssize_t count, floating* v, floating* image, Py_ssize_t* image_n) noexcept nogil:
+    """Input transforms of tiles first .. first + count - 1 into rows 0 .. count - 1 of v.
+    NCHW: image holds image image_n[0] of x in channels-last order, refilled when n changes."""
+    cdef Py_ssize_t b, n, oh0, vr, ow0, vc
     for b in range(count):
-        n, oh0, vr, ow0, cols = _locate(g, first + b)
-        _input_tile_nhwc(x, g, pad, n, oh0, vr, ow0, min(g.m, cols), v + b * C, T * C)
-    for a in range(alpha2):
-        gemm(False, False, <int>count, <int>F, <int>C, <floating>1, v + a * T * C, <int>C,
-             u + a * C * F, <int>F, <floating>0, mm + a * T * F, <int>F)
+        n, oh0, vr, ow0, vc = _locate(g, first + b)
+        if not nchw:
+            _input_tile(x, g, pad, n, oh0, vr, ow0, vc, v + b * g.C, g.v_plane)
+            continue
+        if image_n[0] != n:
+            _image_hwc(x, g, n, image)
+            image_n[0] = n
+        _input_tile(image, g, pad, 0, oh0, vr, ow0, vc, v + b * g.C, g.v_plane)
+
+
+cdef inline void _products(const floating* u, const floating* v, floating* mm, const _Geometry* g,
+                           Py_ssize_t count, Py_ssize_t a) noexcept nogil:
+    """M[a] = V[a] @ U[a] for rows 0 .. count - 1: one single-threaded BLAS product."""
+    gemm(False, False, <int>count, <int>g.F, <int>g.C, <floating>1, v + a * g.v_plane, <int>g.C,
+         u + a * g.C * g.F, <int>g.F, <floating>0, mm + a * g.m_plane, <int>g.F)
+
+
+cdef void _outputs(const floating* mm, const floating* bias, floating* y, const _Geometry* g,
+                   bint nchw, Py_ssize_t first, Py_ssize_t count, floating* stage,
+                   Py_ssize_t* where) noexcept nogil:
+    """Output transforms of tiles first .. first + count - 1 from rows 0 .. count - 1 of mm.
+    NCHW: the outputs go to stage, as (count, m, m, F + SKEW), then to y plane by plane (whole
+    cache lines at a time), the tiles' (offset in y, valid rows, valid columns) noted in where."""
+    cdef Py_ssize_t F = g.F, m = g.m, OH = g.OH, OW = g.OW, pixel = F + SKEW
+    cdef Py_ssize_t b, n, oh0, vr, ow0, vc, f, i, j
+    cdef const floating* src
+    cdef floating* dst
     for b in range(count):
-        n, oh0, vr, ow0, cols = _locate(g, first + b)
-        _output_tile_nhwc(mm + b * F, T * F, bias, y, g, n, oh0, vr, ow0, min(g.m, cols))
+        n, oh0, vr, ow0, vc = _locate(g, first + b)
+        if not nchw:
+            _output_tile(mm + b * F, g.m_plane, bias, g, vr, vc, y + ((n * OH + oh0) * OW + ow0) * F,
+                         g.sh * OW * F, g.sw * F)
+            continue
+        _output_tile(mm + b * F, g.m_plane, bias, g, vr, vc, stage + b * m * m * pixel, m * pixel, pixel)
+        where[3 * b] = n * F * OH * OW + oh0 * OW + ow0
+        where[3 * b + 1] = vr
+        where[3 * b + 2] = vc
+    if nchw:
+        for f in range(F):
+            for b in range(count):
+                dst = y + where[3 * b] + f * OH * OW
+                src = stage + b * m * m * pixel + f
+                for i in range(where[3 * b + 1]):
+                    for j in range(where[3 * b + 2]):
+                        dst[i * g.sh * OW + j * g.sw] = src[(i * m + j) * pixel]
+
+
+cdef void _run(const floating* x, const floating* u, const floating* bias, floating* y,
+               _Geometry g, bint nchw, double pad_value, int num_threads):
+    """Split the work among num_threads threads. Each thread has its own buffers for NCHW (an
+    image of x in channels-last order, the output staging and its index). Either (g.shared
+    false) each thread takes whole blocks of tiles with its own V and M: transforms, alpha**2
+    products, output transforms; or (g.shared) the team shares one V and M and, block after
+    block, splits the input transforms (CHUNK tiles a task), then the alpha**2 products (one
+    product a task), then the output transforms."""
+    cdef Py_ssize_t total = g.N * g.tiles_h * g.tiles_w
+    if total == 0:
+        return
+    cdef Py_ssize_t n_blocks = (total + g.block - 1) // g.block
+    cdef Py_ssize_t alpha2 = g.alpha * g.alpha, threads = max(num_threads, 1)
+    cdef Py_ssize_t vm_size = alpha2 * (g.v_plane + g.m_plane)
+    cdef Py_ssize_t staged = min(g.block, CHUNK) if g.shared else g.block
+    cdef Py_ssize_t image_size = g.H * g.W * g.C if nchw else 0
+    cdef Py_ssize_t stage_size = staged * g.m * g.m * (g.F + SKEW) if nchw else 0
+    cdef object dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] team = np.empty(vm_size if g.shared else 1, dtype=dtype)
+    cdef floating[:, ::1] own = np.empty((threads, (0 if g.shared else vm_size) + image_size + stage_size + 1),
+                                         dtype=dtype)
+    cdef Py_ssize_t[:, ::1] where = np.empty((threads, 3 * staged + 1), dtype=np.intp)
+    cdef floating pad = <floating>pad_value
+    cdef Py_ssize_t blk, first, count, tid, task, a, image_at = 3 * staged
+    cdef floating* v
+    cdef floating* image
+    where[:, image_at] = -1  # the image each thread holds: none yet
+    if not g.shared:
+        with nogil:
+            for blk in prange(n_blocks, schedule="static", num_threads=num_threads):
+                tid = threadid()
+                v = &own[tid, 0]
+                image = v + vm_size
+                first = blk * g.block
+                count = min(g.block, total - first)
+                _inputs(x, &g, nchw, pad, first, count, v, image, &where[tid, image_at])
+                for a in range(alpha2):
+                    _products(u, v, v + alpha2 * g.v_plane, &g, count, a)
+                _outputs(v + alpha2 * g.v_plane, bias, y, &g, nchw, first, count, image + image_size,
+                         &where[tid, 0])
+        return
+    v = &team[0]
+    for blk in range(n_blocks):
+        first = blk * g.block
+        count = min(g.block, total - first)
+        with nogil, parallel(num_threads=num_threads):
+            tid = threadid()
+            image = &own[tid, 0]
+            for task in prange((count + CHUNK - 1) // CHUNK, schedule="static"):
+                _inputs(x, &g, nchw, pad, first + task * CHUNK, min(CHUNK, count - task * CHUNK),
+                        v + task * CHUNK * g.C, image, &where[tid, image_at])
+            for a in prange(alpha2, schedule="static"):
+                _products(u, v, v + alpha2 * g.v_plane, &g, count, a)
+            for task in prange((count + CHUNK - 1) // CHUNK, schedule="static"):
+                _outputs(v + alpha2 * g.v_plane + task * CHUNK * g.F, bias, y, &g, nchw, first + task * CHUNK,
+                         min(CHUNK, count - task * CHUNK), image + image_size, &where[tid, 0])
 
 
 def winograd_nhwc(const floating[:, :, :, ::1] x,   # IN  (N, H, W, C)
@@ -340,120 +522,9 @@ def winograd_nhwc(const floating[:, :, :, ::1] x,   # IN  (N, H, W, C)
                   double pad_value, int tile, int num_threads):
     """y = the 3x3 stride-1 convolution of x (see the module docstring) by Winograd F(tile x tile,
     3x3), tile 2 or 4, with the kernel transformed by transform_kernel(kernel, u, False, tile)."""
-    cdef Py_ssize_t alpha = tile + 2
     cdef _Geometry g = _geometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2],
-                                 y.shape[3], pad_top, pad_left, dh, dw, tile, 1)
-    cdef Py_ssize_t total = g.N * g.tiles_h * g.tiles_w
-    if total == 0:
-        return None
-    g.block = _block_tiles(alpha, g.C, g.F, total)
-    cdef Py_ssize_t n_blocks = (total + g.block - 1) // g.block
-    cdef Py_ssize_t v_size = alpha * alpha * g.block * g.C, per_thread = v_size + alpha * alpha * g.block * g.F
-    cdef floating[:, ::1] work = np.empty((max(num_threads, 1), per_thread),
-                                          dtype=np.float32 if floating is float else np.float64)
-    cdef floating pad = <floating>pad_value
-    cdef Py_ssize_t blk, first
-    cdef floating* buf
-    with nogil:
-        for blk in prange(n_blocks, schedule="static", num_threads=num_threads):
-            buf = &work[threadid(), 0]
-            first = blk * g.block
-            _block_nhwc(&x[0, 0, 0, 0], &u[0, 0, 0], &bias[0], &y[0, 0, 0, 0], &g, pad, first,
-                        min(g.block, total - first), buf, buf + v_size)
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# NCHW: lanes are consecutive tiles of one tile row and sub-grid (a run).
-# V is (alpha**2, C, block), M is (alpha**2, F, block).
-# ---------------------------------------------------------------------------------------------
-
-cdef void _input_run_nchw(const floating* x, const _Geometry* g, floating pad, Py_ssize_t n,
-                          Py_ssize_t oh0, Py_ssize_t vr, Py_ssize_t ow0, Py_ssize_t cols_left,
-                          Py_ssize_t nt, floating* v, Py_ssize_t plane) noexcept nogil:
-    """Transform nt <= LANES consecutive tiles of one tile row and sub-grid, the first with outputs
-    from (oh0, ow0), into v[a * plane + c * block + j]. cols_left: valid output columns of the
-    sub-grid from ow0 on."""
-    cdef floating d[ALPHA_MAX * ALPHA_MAX * LANES]
-    cdef floating t[ALPHA_MAX * ALPHA_MAX * LANES]
-    cdef Py_ssize_t alpha = g.alpha, m = g.m, T = g.block, H = g.H, W = g.W
-    cdef Py_ssize_t ih0 = oh0 - g.pad_top, iw0 = ow0 - g.pad_left
-    cdef Py_ssize_t tile_step = g.sw * m
-    cdef bint inside_rows = vr == m and ih0 >= 0 and ih0 + g.sh * (alpha - 1) < H
-    cdef bint inside_cols = (cols_left >= nt * m and iw0 >= 0
-                             and iw0 + tile_step * (nt - 1) + g.sw * (alpha - 1) < W)
-    cdef Py_ssize_t c, k, l, j, ih, iw, need, row
-    cdef floating* at
-    for c in range(g.C):
-        for k in range(alpha):
-            ih = ih0 + g.sh * k
-            row = ((n * g.C + c) * H + ih) * W  # offset of input row ih (used only if 0 <= ih < H)
-            for l in range(alpha):
-                at = d + (k * alpha + l) * LANES
-                if inside_rows and inside_cols:
-                    for j in range(nt):
-                        at[j] = x[row + iw0 + tile_step * j + g.sw * l]
-                else:
-                    for j in range(nt):
-                        # written outputs of tile j read window columns l < need
-                        need = min(m, cols_left - m * j) + 2
-                        iw = iw0 + tile_step * j + g.sw * l
-                        if k >= vr + 2 or l >= need:
-                            at[j] = 0
-                        elif ih < 0 or ih >= H or iw < 0 or iw >= W:
-                            at[j] = pad
-                        else:
-                            at[j] = x[row + iw]
-        for l in range(alpha):
-            _input_1d(m, d + l * LANES, alpha * LANES, t + l * LANES, alpha * LANES, nt)
-        for k in range(alpha):
-            _input_1d(m, t + k * alpha * LANES, LANES, v + k * alpha * plane + c * T, plane, nt)
-
-
-cdef void _output_run_nchw(const floating* mm, Py_ssize_t plane, const floating* bias, floating* y,
-                           const _Geometry* g, Py_ssize_t n, Py_ssize_t oh0, Py_ssize_t vr,
-                           Py_ssize_t ow0, Py_ssize_t cols_left, Py_ssize_t nt) noexcept nogil:
-    """From the products mm[a * plane + f * block + j] of a run of nt tiles, write their outputs."""
-    cdef floating t[ALPHA_MAX * ALPHA_MAX * LANES]
-    cdef floating o[ALPHA_MAX * ALPHA_MAX * LANES]
-    cdef Py_ssize_t alpha = g.alpha, m = g.m, T = g.block
-    cdef Py_ssize_t f, i, jj, b, j, vc
-    cdef floating* dst
-    for f in range(g.F):
-        for b in range(alpha):
-            _output_1d(m, mm + b * plane + f * T, alpha * plane, t + b * LANES, alpha * LANES, nt)
-        for i in range(m):
-            _output_1d(m, t + i * alpha * LANES, LANES, o + i * m * LANES, LANES, nt)
-        for i in range(vr):
-            dst = y + ((n * g.F + f) * g.OH + oh0 + g.sh * i) * g.OW + ow0
-            for j in range(nt):
-                vc = min(m, cols_left - m * j)
-                for jj in range(vc):
-                    dst[g.sw * (m * j + jj)] = o[(i * m + jj) * LANES + j] + bias[f]
-
-
-cdef void _block_nchw(const floating* x, const floating* u, const floating* bias, floating* y,
-                      const _Geometry* g, floating pad, Py_ssize_t first, Py_ssize_t count,
-                      floating* v, floating* mm) noexcept nogil:
-    """Tiles first .. first + count - 1, in runs of up to LANES consecutive tiles of one tile row
-    and column sub-grid: transform into v, multiply into mm, transform into y."""
-    cdef Py_ssize_t alpha2 = g.alpha * g.alpha, C = g.C, F = g.F, T = g.block
-    cdef Py_ssize_t b, n, oh0, vr, ow0, cols, nt, a
-    b = 0
-    while b < count:
-        n, oh0, vr, ow0, cols = _locate(g, first + b)
-        nt = min(LANES, (cols + g.m - 1) // g.m, count - b)
-        _input_run_nchw(x, g, pad, n, oh0, vr, ow0, cols, nt, v + b, C * T)
-        b += nt
-    for a in range(alpha2):
-        gemm(True, False, <int>F, <int>count, <int>C, <floating>1, u + a * C * F, <int>F,
-             v + a * C * T, <int>T, <floating>0, mm + a * F * T, <int>T)
-    b = 0
-    while b < count:
-        n, oh0, vr, ow0, cols = _locate(g, first + b)
-        nt = min(LANES, (cols + g.m - 1) // g.m, count - b)
-        _output_run_nchw(mm + b, F * T, bias, y, g, n, oh0, vr, ow0, cols, nt)
-        b += nt
+                                 y.shape[3], pad_top, pad_left, dh, dw, tile, sizeof(floating))
+    _run(&x[0, 0, 0, 0], &u[0, 0, 0], &bias[0], &y[0, 0, 0, 0], g, False, pad_value, num_threads)
 
 
 def winograd_nchw(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
@@ -463,28 +534,11 @@ def winograd_nchw(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
                   Py_ssize_t pad_top, Py_ssize_t pad_left,
                   Py_ssize_t dh, Py_ssize_t dw,
                   double pad_value, int tile, int num_threads):
-    """The NCHW twin of winograd_nhwc, kernel transformed by transform_kernel(kernel, u, True, tile)."""
-    cdef Py_ssize_t alpha = tile + 2
+    """The NCHW twin of winograd_nhwc, kernel transformed by transform_kernel(kernel, u, True, tile).
+    Each thread keeps one image of x in channels-last order (H * W * C values)."""
     cdef _Geometry g = _geometry(x.shape[0], x.shape[2], x.shape[3], x.shape[1], y.shape[2], y.shape[3],
-                                 y.shape[1], pad_top, pad_left, dh, dw, tile, 1)
-    cdef Py_ssize_t total = g.N * g.tiles_h * g.tiles_w
-    if total == 0:
-        return None
-    g.block = _block_tiles(alpha, g.C, g.F, total)
-    cdef Py_ssize_t n_blocks = (total + g.block - 1) // g.block
-    cdef Py_ssize_t v_size = alpha * alpha * g.block * g.C, per_thread = v_size + alpha * alpha * g.block * g.F
-    cdef floating[:, ::1] work = np.empty((max(num_threads, 1), per_thread),
-                                          dtype=np.float32 if floating is float else np.float64)
-    cdef floating pad = <floating>pad_value
-    cdef Py_ssize_t blk, first
-    cdef floating* buf
-    with nogil:
-        for blk in prange(n_blocks, schedule="static", num_threads=num_threads):
-            buf = &work[threadid(), 0]
-            first = blk * g.block
-            _block_nchw(&x[0, 0, 0, 0], &u[0, 0, 0], &bias[0], &y[0, 0, 0, 0], &g, pad, first,
-                        min(g.block, total - first), buf, buf + v_size)
-    return None
+                                 y.shape[1], pad_top, pad_left, dh, dw, tile, sizeof(floating))
+    _run(&x[0, 0, 0, 0], &u[0, 0, 0], &bias[0], &y[0, 0, 0, 0], g, True, pad_value, num_threads)
 
 
 def transform_kernel(const floating[:, :, :, ::1] kernel,  # IN  (F, 3, 3, C), or (F, C, 3, 3) if nchw
