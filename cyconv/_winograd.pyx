@@ -17,14 +17,26 @@ m = 2 (alpha = 4) or m = 4 (alpha = 6). The matrices, rows written out in the 1-
             A^T = [[1, 1, 1, 1, 1, 0], [0, 1,-1, 2,-2, 0], [0, 1, 1, 4, 4, 0], [0, 1,-1, 8,-8, 1]]
 
 How a call runs. transform_kernel computes U[a] = (G g G^T)[a] once per weight set, as alpha**2
-matrices (C, F). The convolution cuts the output into tiles and the tiles into blocks of a few
-dozen; one OpenMP team takes the blocks, and for a block a thread
-  1. transforms its input tiles into its own buffer V (alpha**2 matrices, tiles x C),
-  2. runs the alpha**2 single-threaded products M[a] = V[a] @ U[a] with BLAS (cyconv._blas.gemm),
-  3. applies the output transform to M, adds the bias and writes its tiles of y.
+matrices (C, F). The convolution cuts the output into tiles and the tiles into blocks; one OpenMP
+team works through the blocks, and for a block
+  1. the input tiles are transformed into V (alpha**2 matrices, tiles x C), lanes = channels,
+  2. the alpha**2 products M[a] = V[a] @ U[a] run, each one single-threaded BLAS call
+     (cyconv._blas.gemm),
+  3. the output transform of M (lanes = filters) plus the bias is written to y.
+While U fits in cache, each thread takes whole blocks with its own V and M (a few dozen tiles,
+cache-sized); when U is larger the team shares one V and M of hundreds of tiles and splits each
+of the three steps among its threads (see _blocks and _run). An NCHW input is copied image by
+image into channels-last order in the thread's own buffer before its tiles are transformed, and
+NCHW outputs are staged and written filter plane by filter plane.
 Every output element is written by exactly one thread, by the same operations whatever the thread
-count, so results are identical for any num_threads. The caller holds SciPy's BLAS to one thread
-(threadpoolctl) around the call, so BLAS's own workers do not fight the team.
+count (the blocks and the products do not depend on it), so results are identical for any
+num_threads. The caller holds SciPy's BLAS to one thread (threadpoolctl) around the call, so
+BLAS's own workers do not fight the team.
+
+Vectorisation. The transforms are loops over LANES contiguous channels (filters) that the compiler
+vectorises at the project's flags (SSE2 on x86-64: 4 float32 lanes). -march=native (AVX-512 here)
+made the transforms 5-35% faster on the benchmark layers but the whole call at most 8% (F(4x4)),
+0% (F(2x2)): they are bound by memory traffic, and the products run in BLAS's own kernels anyway.
 
 Geometry (stride 1). y[n, oh, ow, f] = bias[f]
     + sum_{i, j < 3, c} xp(n, oh - pad_top + i (dh + 1), ow - pad_left + j (dw + 1), c) kernel[f, i, j, c]
@@ -52,7 +64,8 @@ from cyconv._blas cimport gemm
 
 
 cdef enum:
-    # Channels (NHWC) or tiles (NCHW) transformed together: the length of the inner loops.
+    # Channels (input transform) or filters (output and kernel transforms) transformed together:
+    # the length of the inner loops.
     LANES = 32
     ALPHA_MAX = 6
     # Distance between the outputs of a 1-D transform in the thread's local buffers: a constant,
@@ -60,7 +73,7 @@ cdef enum:
     STRIDE = ALPHA_MAX * LANES
     # Added to the distance between the alpha**2 matrices of V and of M: without it that distance
     # is often a multiple of 4 KiB, and a tile's alpha**2 vectors, read or written together, fall
-    # into the same few L1 cache sets (measured 1.9x slower transforms).
+    # into the same few L1 cache sets (measured 10-20% slower transforms on the L1 and L2 layers).
     SKEW = 16
     # Tiles per task of the transforms when the team shares V and M (see _run).
     CHUNK = 32
@@ -237,10 +250,9 @@ cdef inline Py_ssize_t _tiles_along(Py_ssize_t out, Py_ssize_t step, Py_ssize_t 
 
 cdef inline (Py_ssize_t, Py_ssize_t) _tile(Py_ssize_t r, Py_ssize_t out, Py_ssize_t step,
                                           Py_ssize_t m) noexcept nogil:
-    """Tile r along an axis -> (its first output o0, the outputs of its sub-grid from o0 on).
-    Sub-grid p holds the outputs p, p + step, ...; its tiles come after those of the sub-grids
-    before it. The tile has min(m, rest) valid outputs; its sub-grid has ceil(rest / m) tiles
-    from r on."""
+    """Tile r along an axis -> (its first output o0, the outputs of its sub-grid from o0 on, of
+    which the tile has the first m or fewer). Sub-grid p holds the outputs p, p + step, ...; its
+    tiles come after those of the sub-grids before it."""
     cdef Py_ssize_t p, count, tiles
     for p in range(min(step, out)):
         count = (out - p + step - 1) // step
@@ -292,15 +304,17 @@ cdef inline (Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t) _locate
 cdef (bint, Py_ssize_t) _blocks(Py_ssize_t alpha, Py_ssize_t C, Py_ssize_t F, Py_ssize_t itemsize,
                                 Py_ssize_t total) noexcept:
     """(shared, tiles per block), from the problem alone, never from the thread count, so the
-    products (and results) are the same for any thread count. Measured on the layers of the
-    benchmark (C = F = 64, 128, 256; notes in the report of this module's branch).
+    products (and results) are the same for any thread count. Chosen by sweeping the block on
+    the benchmark's 3x3 layers (C = F = 64, 128, 256; 8 to 384 tiles, both tiles and layouts).
 
     Each thread runs whole blocks of tiles, V and M of a block (alpha**2 (C + F) values a tile)
     within 512 KiB, 8 to 64 tiles, and at most 10**6 / (C F) tiles: a product of at most 10**6
     multiply-adds stays in cache, and OpenBLAS then runs it without repacking U[a] (its
-    small-matrix kernel: 2.8x faster here than 16 tiles at C = F = 256). Every block reads all
-    of U; when U exceeds 8 MiB (it no longer stays in the last-level cache) the team instead
-    shares one V and M of at least 256 tiles (see _run), so U is read once per 256 tiles."""
+    small-matrix kernel; at C = F = 256, 15 tiles ran 2-3x faster than 16). Over 8 to 64 tiles
+    the time was flat within noise at C = F = 64. Every block reads all of U; when U exceeds
+    8 MiB (it no longer stays in the last-level cache) the team instead shares one V and M of at
+    least 256 tiles (see _run), so U is read once per block (F(4x4) at C = F = 256: 1.7x faster
+    than 8-tile blocks)."""
     if alpha * alpha * C * F * itemsize > (8 << 20):
         return True, max(1, min(total, max(256, (8 << 20) // (alpha * alpha * (C + F) * itemsize))))
     cdef Py_ssize_t by_cache = (512 << 10) // (alpha * alpha * (C + F) * itemsize)
