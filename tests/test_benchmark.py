@@ -178,7 +178,7 @@ def _layer(times, comparisons=None):
 
 
 def test_rows_ratios_read_as_documented():
-    idle = lambda *values: {"idle": [list(values)]}  # noqa: E731
+    idle = lambda *values: {"idle": [list(values)]}
     layer = _layer({"cyconv NHWC": idle(0.002, 0.004, 0.003), "documents NHWC": idle(0.009),
                     "bare GEMM NHWC": idle(0.0015), "PyTorch NCHW": idle(0.006), "PyTorch channels_last": idle(0.004)})
     row = results.layer_rows(layer, ["NHWC"])[0]
@@ -192,7 +192,7 @@ def test_rows_ratios_read_as_documented():
 
 
 def test_rows_report_slowdowns_under_contention_and_failed_checks():
-    both = lambda idle, contended: {"idle": [[idle]], "contended": [[contended]]}  # noqa: E731
+    both = lambda idle, contended: {"idle": [[idle]], "contended": [[contended]]}
     layer = _layer({"cyconv NHWC": both(1.0, 3.0), "bare GEMM NHWC": both(1.0, 2.0)})
     row = results.layer_rows(layer, ["NHWC"])[0]
     assert row["slowdown"] == pytest.approx({"cyconv": 3.0, "bare GEMM": 2.0})

@@ -7,7 +7,6 @@ import argparse
 import ast
 import importlib.util
 import inspect
-import sys
 import time
 
 import cyconv
@@ -117,6 +116,7 @@ def main(argv=None):
     print(f"cyconv {cyconv.__version__} benchmark, float32: layers {', '.join(map(str, settings.layers))}, "
           f"{' and '.join(settings.layouts)}, {settings.rounds} rounds" + (", quick" if settings.quick else ""))
     print(report.TIME_LEGEND)
+    print(report.RATIO_LEGEND)
     print(report.text_header(), flush=True)
     suite = run_suite(settings, lambda layer: _print_layer(layer, settings.layouts))
     rows = [row for layer in suite["layers"] for row in layer_rows(layer, settings.layouts)]

@@ -11,25 +11,32 @@ from .environment import blas_summary
 from .plot import write_plot
 
 MODE_LABELS = {"forward": "fwd", "forward_backward": "fwd+bwd"}
-TIME_LEGEND = ("Time cells: median [interquartile range] min-max of every timed call, in ms. "
-               "Ratios are of medians.")
-COLUMNS = (  # (header, text width); the ratio headers say which way they read
-    ("#", 2), ("layer", 30), ("layout", 6), ("mode", 7), ("cyconv ms", 27), ("GFLOP/s", 7),
-    ("documents ms", 27), ("PyTorch best ms", 33), ("bare GEMM ms", 27),
-    ("documents/cyconv (>1: cyconv faster)", 10), ("cyconv/PyTorch best (<1: cyconv faster)", 10),
-    ("bare GEMM/cyconv (share of GEMM speed)", 10), ("peak MiB", 8),
+TIME_LEGEND = "Time cells: median [interquartile range] min-max of every timed call, in ms."
+RATIO_LEGEND = ("Ratios of medians: docs/cy = documents / cyconv (> 1: cyconv faster); cy/torch = cyconv / "
+                "PyTorch best (< 1: cyconv faster); GEMM/cy = bare GEMM / cyconv (the share of the GEMM's speed).")
+# (markdown header, terminal header, terminal width); the ratio headers say which way they read
+COLUMNS = (
+    ("#", "#", 2), ("layer", "layer", 30), ("layout", "layout", 6), ("mode", "mode", 7),
+    ("cyconv ms", "cyconv ms", 27), ("GFLOP/s", "GFLOP/s", 7), ("documents ms", "documents ms", 27),
+    ("PyTorch best ms", "PyTorch best ms", 33), ("bare GEMM ms", "bare GEMM ms", 27),
+    ("documents/cyconv (>1: cyconv faster)", "docs/cy", 7),
+    ("cyconv/PyTorch best (<1: cyconv faster)", "cy/torch", 8),
+    ("bare GEMM/cyconv (share of GEMM speed)", "GEMM/cy", 7), ("peak MiB", "peak MiB", 8),
 )
-SHORT_HEADERS = {"documents/cyconv (>1: cyconv faster)": "docs/cy", "cyconv/PyTorch best (<1: cyconv faster)": "cy/torch",
-                 "bare GEMM/cyconv (share of GEMM speed)": "GEMM/cy"}
+CONTENTION_LEGEND = "Each cell: idle median -> contended median (slowdown = contended / idle), ms."
 CONTENTION_CONTENDERS = ("cyconv", "bare GEMM", "documents", "PyTorch NCHW", "PyTorch channels_last")
-CONTENTION_COLUMNS = (("#", 2), ("layer", 30), ("layout", 6), ("mode", 7)) + tuple(
-    (f"{name} ms", 22) for name in CONTENTION_CONTENDERS) + (("cyconv slowdown / GEMM slowdown (<=1: target met)", 9),)
+CONTENTION_COLUMNS = COLUMNS[:4] + tuple((f"{name} ms", f"{name} ms", 22) for name in CONTENTION_CONTENDERS) + (
+    ("cyconv slowdown / GEMM slowdown (<=1: target met)", "cy/GEMM slowdown", 16),)
 
 
 def _number(value):
+    """Three significant figures or so."""
     if value is None:
         return "-"
-    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}" if value >= 1 else f"{value:.3f}"
+    for limit, text in ((100, f"{value:.0f}"), (10, f"{value:.1f}"), (1, f"{value:.2f}")):
+        if value >= limit:
+            return text
+    return f"{value:.3f}"
 
 
 def _ratio(value):
@@ -71,17 +78,17 @@ def contention_cells(row):
 
 
 def text_line(cells, columns=COLUMNS):
-    widths = [w for _, w in columns]
+    widths = [width for _, _, width in columns]
     return "  ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
 
 def text_header(columns=COLUMNS):
-    return text_line([SHORT_HEADERS.get(h, h.split(" (")[0]) for h, _ in columns], columns)
+    return text_line([header for _, header, _ in columns], columns)
 
 
 def _markdown_table(header, cell_rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i in (1, 2, 3) else "---:" for i in range(len(header))) + "|"]
-    return lines + ["| " + " | ".join(cells) + " |" for cells in cell_rows]
+    align = ["---" if i in (1, 2, 3) else "---:" for i in range(len(header))]
+    return ["| " + " | ".join(cells) + " |" for cells in [header] + [align] + cell_rows]
 
 
 def summary_lines(summary):
@@ -96,39 +103,50 @@ def summary_lines(summary):
     return lines
 
 
+def _method_line(settings):
+    plan = settings["plan"]
+    return (f"Method: each contender in its own worker process (spawn), one process working at a time; contenders "
+            f"take turns block by block, the order rotated each round; {settings['rounds']} round(s) per layer. A "
+            f"block runs its contender untimed for {plan['warmup_seconds']} s, then times {plan['min_calls']}-"
+            f"{plan['max_calls']} calls (about {plan['timed_seconds']} s), perf_counter per call. float32."
+            + (" QUICK: batches 8x smaller (a smoke run)." if settings["quick"] else "")
+            + (" --contention: every block also run beside a process spinning a pure-Python loop."
+               if settings["contention"] else ""))
+
+
+def _threads_line(libraries, cyconv_options):
+    cy = next((v for k, v in libraries.items() if k.startswith("cyconv")), {})
+    torch = next((v for k, v in libraries.items() if k.startswith("PyTorch")), None)
+    options = ", ".join(f"{k}={v!r}" for k, v in cyconv_options.items())
+    return (f"Threads: cyconv {cy.get('cyconv')} with its defaults ({cy.get('cyconv_threads')} kernel thread(s), "
+            f"{cy.get('cyconv_max_workspace', 0) / 2**20:g} MiB workspace" + (f"; options {options}" if options else "")
+            + f"); NumPy {cy.get('numpy')}'s BLAS with its defaults: {blas_summary(cy.get('thread_pools', []))}; "
+            + (f"PyTorch {torch['torch']} with torch.set_num_threads({torch['torch_threads']})." if torch
+               else "PyTorch not run."))
+
+
+def _machine_line(meta):
+    return (f"Machine: {meta['cpu_model']}, {meta['cores_available']} cores available ({meta['logical_cpus']} "
+            f"logical CPUs); Python {meta['python']}; load average {meta['load_average_at_start']} at start, "
+            f"{meta.get('load_average_at_end')} at end; {meta['date']}; {meta.get('elapsed_seconds', 0):.0f} s."
+            + (f" Environment: {meta['thread_environment']}." if meta["thread_environment"] else ""))
+
+
 def settings_lines(meta):
-    """The method and the thread settings, stated."""
-    s, libs = meta["settings"], meta["libraries"]
-    cy = next((v for k, v in libs.items() if k.startswith("cyconv")), {})
-    torch = next((v for k, v in libs.items() if k.startswith("PyTorch")), None)
-    options = ", ".join(f"{k}={v!r}" for k, v in s["cyconv_options"].items())
-    lines = [
-        f"Each contender runs in its own worker process (spawn), one process working at a time; contenders take "
-        f"turns block by block, the order rotated each round; {s['rounds']} rounds per layer. A block runs its "
-        f"contender untimed for {s['plan']['warmup_seconds']} s, then times {s['plan']['min_calls']}-"
-        f"{s['plan']['max_calls']} calls (about {s['plan']['timed_seconds']} s), perf_counter per call. float32."
-        + (" QUICK: batches 8x smaller." if s["quick"] else "")
-        + (" Contention: every block also run beside one process spinning a pure-Python loop." if s["contention"] else ""),
-        f"Threads: cyconv {cy.get('cyconv')} with its defaults ({cy.get('cyconv_threads')} kernel thread(s), "
-        f"{cy.get('cyconv_max_workspace', 0) / 2**20:g} MiB workspace)" + (f", options {options}" if options else "")
-        + f"; BLAS with its defaults: {blas_summary(cy.get('thread_pools', []))}; "
-        + (f"PyTorch {torch['torch']} with torch.set_num_threads({torch['torch_threads']})." if torch else "PyTorch not run."),
-        f"Machine: {meta['cpu_model']}, {meta['cores_available']} cores available ({meta['logical_cpus']} logical "
-        f"CPUs); NumPy {cy.get('numpy')}; Python {meta['python']}; load average {meta['load_average_at_start']} at start, "
-        f"{meta.get('load_average_at_end')} at end; {meta['date']}; {meta.get('elapsed_seconds', 0):.0f} s."
-        + (f" Environment: {meta['thread_environment']}." if meta["thread_environment"] else ""),
-    ]
-    return lines
+    """The method, the thread settings and the machine, stated."""
+    return [_method_line(meta["settings"]), _threads_line(meta["libraries"], meta["settings"]["cyconv_options"]),
+            _machine_line(meta)]
 
 
 def write_markdown(path, meta, rows, summary, notes):
     lines = ["# cyconv benchmark", ""] + [line + "\n" for line in settings_lines(meta)]
-    lines += ["## Idle machine", "", TIME_LEGEND, ""]
-    lines += _markdown_table([h for h, _ in COLUMNS], [row_cells(r) + [""] * (len(COLUMNS) - len(row_cells(r))) for r in rows])
+    lines += ["## Results", "", TIME_LEGEND + " Ratios are of medians.", ""]
+    cells = [row_cells(r) for r in rows]
+    lines += _markdown_table([h for h, _, _ in COLUMNS], [c + [""] * (len(COLUMNS) - len(c)) for c in cells])
     contended = [r for r in rows if r["ok"] and "slowdown" in r]
     if contended:
-        lines += ["", "## Under contention", "", "Each cell: idle median -> contended median (slowdown), ms.", ""]
-        lines += _markdown_table([h for h, _ in CONTENTION_COLUMNS], [contention_cells(r) for r in contended])
+        lines += ["", "## Beside a busy process (--contention)", "", CONTENTION_LEGEND, ""]
+        lines += _markdown_table([h for h, _, _ in CONTENTION_COLUMNS], [contention_cells(r) for r in contended])
     lines += ["", "## Summary", ""] + [f"- {line}" for line in summary_lines(summary)]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
@@ -155,7 +173,7 @@ def print_end(meta, rows, summary, notes, files):
     """The end of the terminal output: the contention table, the settings, summary and notes."""
     contended = [r for r in rows if r["ok"] and "slowdown" in r]
     if contended:
-        print("\nUnder contention (idle median -> contended median (slowdown), ms):")
+        print(f"\nBeside a busy process. {CONTENTION_LEGEND}")
         print(text_header(CONTENTION_COLUMNS))
         for row in contended:
             print(text_line(contention_cells(row), CONTENTION_COLUMNS))

@@ -15,6 +15,7 @@ import statistics
 from .layers import FLOP_MULTIPLIER, LAYOUTS, MODES
 from .timing import spread
 
+
 def _times_ms(blocks):
     return spread([1e3 * t for block in blocks for t in block])
 

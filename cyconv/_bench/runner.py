@@ -16,8 +16,8 @@ import sys
 from dataclasses import dataclass, field
 
 from . import check
-from .contention import BusyProcess
 from .contenders import contenders_for, notes
+from .contention import BusyProcess
 from .layers import LAYERS, MODES, make_inputs
 from .timing import BlockPlan
 from .worker import Worker, WorkerError

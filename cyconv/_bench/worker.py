@@ -59,12 +59,11 @@ def traced_call(fn):
 
 
 def _check(prepared):
-    if not prepared.traced:
-        y, y_and_grads = prepared.forward(), prepared.forward_backward()
-        peaks = None
-    else:
-        (y, forward_peak), (y_and_grads, backward_peak) = traced_call(prepared.forward), traced_call(prepared.forward_backward)
+    if prepared.traced:
+        (y, forward_peak), (y_and_grads, backward_peak) = map(traced_call, (prepared.forward, prepared.forward_backward))
         peaks = {"forward": forward_peak, "forward_backward": backward_peak}
+    else:
+        y, y_and_grads, peaks = prepared.forward(), prepared.forward_backward(), None
     results = prepared.results(y, y_and_grads) if prepared.results else None
     return {"results": results, "peak_bytes": peaks}
 
