@@ -102,6 +102,13 @@ def _print_layer(layer, layouts):
         print(report.text_line(report.row_cells(row)), flush=True)
 
 
+def _layer_notes(layers):
+    """Each layer's notes, those common to every layer once."""
+    common = set.intersection(*(set(layer["notes"]) for layer in layers)) if len(layers) > 1 else set()
+    notes = [f"every layer: {n}" for n in layers[0]["notes"] if n in common] if common else []
+    return notes + [f"layer {layer['index']}: {n}" for layer in layers for n in layer["notes"] if n not in common]
+
+
 def main(argv=None):
     """Run the suite; returns the exit status."""
     try:
@@ -122,7 +129,7 @@ def main(argv=None):
     rows = [row for layer in suite["layers"] for row in layer_rows(layer, settings.layouts)]
     summary = summarize(rows)
     notes = ([] if settings.with_torch else ["PyTorch not run (--no-torch, or not installed)"]) + suite["notes"]
-    notes += list(dict.fromkeys(f"layer {layer['index']}: {n}" for layer in suite["layers"] for n in layer["notes"]))
+    notes += _layer_notes(suite["layers"])
     meta.update(settings=dict(vars(settings), plan=vars(settings.plan)), libraries=suite["libraries"],
                 load_average_at_end=load_average(), elapsed_seconds=time.perf_counter() - start)
     files = report.write_all(args.out, meta, suite["layers"], rows, summary, notes)

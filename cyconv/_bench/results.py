@@ -38,6 +38,8 @@ def _row_contenders(layer, layout):
 
 def _failure(layer, layout):
     """Why this layout's rows are not timed, or None."""
+    if "timing_error" in layer:
+        return f"timing stopped: {layer['timing_error'].strip().splitlines()[-1]}"
     check = layer["checks"][layout]
     failed = {name: layer["failures"][name] for name in check["contenders"] if name in layer["failures"]}
     if failed:

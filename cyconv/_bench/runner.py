@@ -147,7 +147,7 @@ def _time_rounds(index, workers, settings, busy, layer):
             try:
                 with competing:
                     block = w.request("block", mode, settings.plan)
-            except WorkerError as error:
-                layer["failures"][w.contender.name] = str(error)
+            except WorkerError as error:  # the layer's times are incomplete: none of its rows is reported
+                layer["failures"][w.contender.name] = layer["timing_error"] = str(error)
                 return
             times[w.contender.name][mode][condition].append(block)
