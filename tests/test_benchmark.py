@@ -208,3 +208,9 @@ def test_busy_process_spins_only_inside_competing():
         with busy.competing():
             assert busy._spinning.is_set()
         assert not busy._spinning.is_set()
+
+
+def test_notes_common_to_every_layer_are_given_once():
+    layers = [{"index": 0, "notes": ["nhwc views", "pad"]}, {"index": 3, "notes": ["nhwc views"]}]
+    assert cli._layer_notes(layers) == ["every layer: nhwc views", "layer 0: pad"]
+    assert cli._layer_notes(layers[:1]) == ["layer 0: nhwc views", "layer 0: pad"]
