@@ -214,3 +214,9 @@ def test_notes_common_to_every_layer_are_given_once():
     layers = [{"index": 0, "notes": ["nhwc views", "pad"]}, {"index": 3, "notes": ["nhwc views"]}]
     assert cli._layer_notes(layers) == ["every layer: nhwc views", "layer 0: pad"]
     assert cli._layer_notes(layers[:1]) == ["layer 0: nhwc views", "layer 0: pad"]
+
+
+def test_a_busy_machine_is_noted():
+    assert cli._busy_machine_note({"load_average_at_start": [0.4, 0.3, 0.2], "cores_available": 2}) == []
+    assert "load average 1.5 on 2 cores" in cli._busy_machine_note({"load_average_at_start": [1.5, 1, 1],
+                                                                      "cores_available": 2})[0]

@@ -102,6 +102,15 @@ def _print_layer(layer, layouts):
         print(report.text_line(report.row_cells(row)), flush=True)
 
 
+def _busy_machine_note(meta):
+    """A warning when other work kept at least half the cores busy as the run started."""
+    load, cores = meta["load_average_at_start"], meta["cores_available"]
+    if load and load[0] >= 0.5 * cores:
+        return [f"the machine was busy: load average {load[0]} on {cores} cores as the run started; "
+                "expect disturbed figures (see the spreads)"]
+    return []
+
+
 def _layer_notes(layers):
     """Each layer's notes, those common to every layer once."""
     common = set.intersection(*(set(layer["notes"]) for layer in layers)) if len(layers) > 1 else set()
@@ -129,6 +138,7 @@ def main(argv=None):
     rows = [row for layer in suite["layers"] for row in layer_rows(layer, settings.layouts)]
     summary = summarize(rows)
     notes = ([] if settings.with_torch else ["PyTorch not run (--no-torch, or not installed)"]) + suite["notes"]
+    notes += _busy_machine_note(meta)
     notes += _layer_notes(suite["layers"])
     meta.update(settings=dict(vars(settings), plan=vars(settings.plan)), libraries=suite["libraries"],
                 load_average_at_end=load_average(), elapsed_seconds=time.perf_counter() - start)
