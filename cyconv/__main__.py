@@ -156,7 +156,7 @@ def run_gradcheck(args):
 
 def run_bench(argv):
     try:
-        from . import benchmark
+        from . import _bench as benchmark
     except ImportError as error:
         print(f"python -m cyconv bench: the benchmark module cyconv.benchmark cannot be imported ({error})",
               file=sys.stderr)

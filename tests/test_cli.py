@@ -78,17 +78,17 @@ def test_gradcheck_exits_1_and_prints_the_report_when_a_problem_fails(monkeypatc
     assert "problem 1:" in out
 
 
-def test_bench_passes_the_remaining_arguments_to_cyconv_benchmark(monkeypatch):
+def test_bench_passes_the_remaining_arguments_to_the_benchmark_suite(monkeypatch):
     received = []
     fake = types.SimpleNamespace(main=lambda argv: received.append(argv) or 7)
-    monkeypatch.setitem(sys.modules, "cyconv.benchmark", fake)
-    monkeypatch.setattr(cyconv, "benchmark", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "cyconv._bench", fake)
+    monkeypatch.setattr(cyconv, "_bench", fake, raising=False)
     assert cli.main(["bench", "--quick", "-h", "extra"]) == 7
     assert received == [["--quick", "-h", "extra"]]
 
 
 def test_bench_says_so_when_the_benchmark_module_is_missing(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "cyconv.benchmark", None)
-    monkeypatch.delattr(cyconv, "benchmark", raising=False)
+    monkeypatch.setitem(sys.modules, "cyconv._bench", None)
+    monkeypatch.delattr(cyconv, "_bench", raising=False)
     assert cli.main(["bench"]) == 1
     assert "cyconv.benchmark cannot be imported" in capsys.readouterr().err
