@@ -8,8 +8,11 @@ cyconv._problems has checked; everything below it (the compiled modules) trusts 
     input_grad(problem, grad_y, bias)     -> grad_x (+ bias): also a transposed convolution's output
     backward(problem, grad_y)             -> (grad_x, grad_kernel, grad_bias)
 
-Algorithms:
-  "gemm"  im2col + GEMM, fused per core (cyconv._gemm): any geometry, any groups.
+Algorithms (the forward pass and the input gradient; the kernel gradient is always "gemm"):
+  "gemm"          im2col + GEMM, fused per core (cyconv._gemm): any geometry, any groups.
+  "winograd"      Winograd F(2x2, 3x3) (cyconv._winograd): 3x3 kernels at stride 1, no groups.
+  "winograd_4x4"  Winograd F(4x4, 3x3): fewer products, 15-25x less exact; only when asked for.
+  "auto"          _choose's rule.
 
 How the work is cut (sizes depend on the problem only, never on the thread count, so that
 results are identical for any number of threads):
@@ -28,9 +31,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import _config, _gemm, _padding
+from . import _config, _gemm, _padding, _winograd
 from ._blas_threads import one_blas_thread
 from ._geometry import Geometry
+from ._problems import winograd_applies
 
 # A block of the patch matrix this size stays in a core's L2 cache while it is multiplied.
 BLOCK_BYTES = 256 * 2**10
@@ -98,9 +102,49 @@ def _unpadded(problem):
                    geometry=_padding.padded_geometry(g), padding_mode="constant")
 
 
+# "auto" takes Winograd F(2x2, 3x3) when it applies and both the channels and the filters reach
+# this: below it the transforms cost more than the products save.
+WINOGRAD_MIN_CHANNELS = 16
+
+
+def _choose(problem):
+    """The algorithm that computes the problem's forward pass."""
+    if problem.algorithm != "auto":
+        return problem.algorithm
+    if (winograd_applies(problem.geometry, problem.groups)
+            and min(problem.channels, problem.filters) >= WINOGRAD_MIN_CHANNELS):
+        return "winograd"
+    return "gemm"
+
+
 def forward(problem):
     """y of the problem, in its layout and dtype."""
     problem = _unpadded(problem)
+    if problem.batch == 0:
+        return np.empty(problem.output_shape, dtype=problem.dtype)
+    algorithm = _choose(problem)
+    if algorithm.startswith("winograd"):
+        return _winograd_forward(problem, 4 if algorithm == "winograd_4x4" else 2)
+    return _gemm_forward(problem)
+
+
+def _winograd_forward(problem, tile):
+    g = problem.geometry
+    alpha = tile + 2
+    nchw = problem.layout == "NCHW"
+    u = np.empty((alpha * alpha, problem.channels, problem.filters), dtype=problem.dtype)
+    _winograd.transform_kernel(problem.kernel, u, nchw, tile)
+    bias = np.zeros(problem.filters, dtype=problem.dtype) if problem.bias is None else problem.bias
+    y = np.empty(problem.output_shape, dtype=problem.dtype)
+    threads = _threads(problem)
+    kernel = _winograd.winograd_nchw if nchw else _winograd.winograd_nhwc
+    with one_blas_thread(threads):
+        kernel(problem.x, u, bias, y, g.pad_top, g.pad_left, g.dilation_h, g.dilation_w, problem.pad_value, tile,
+               threads)
+    return y
+
+
+def _gemm_forward(problem):
     g = problem.geometry
     wm = problem.kernel.reshape(problem.filters, -1)
     taps = problem.groups * wm.shape[1]

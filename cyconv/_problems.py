@@ -43,6 +43,32 @@ PADDING_MODES = {
 }
 
 
+# algorithm: how the forward pass and the input gradient are computed (the kernel gradient is
+# always im2col-GEMM). 'winograd' is F(2x2, 3x3), about as exact as im2col-GEMM; 'winograd_4x4' is
+# F(4x4, 3x3), faster and 15-25x less exact, used only when asked for.
+ALGORITHMS = ("auto", "gemm", "winograd", "winograd_4x4")
+
+
+def winograd_applies(geometry, groups):
+    """Winograd F(m x m, 3x3) computes 3x3 kernels at stride 1 (any dilation), without groups."""
+    g = geometry
+    return (g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, groups) == (3, 3, 1, 1, 1)
+
+
+def _algorithm(algorithm, geometry, groups):
+    """The algorithm's name, after checking it applies to this convolution."""
+    if not isinstance(algorithm, str) or algorithm.lower() not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, got {algorithm!r}")
+    algorithm = algorithm.lower()
+    if algorithm.startswith("winograd") and not winograd_applies(geometry, groups):
+        g = geometry
+        raise ValueError(
+            f"algorithm {algorithm!r} computes 3x3 kernels at stride 1 without groups, got a "
+            f"{g.kernel_h}x{g.kernel_w} kernel, strides ({g.stride_h}, {g.stride_w}), groups={groups}"
+        )
+    return algorithm
+
+
 @dataclass(frozen=True)
 class ConvProblem:
     """A validated convolution: arrays in one float dtype, C-contiguous, in `layout`.
@@ -55,6 +81,8 @@ class ConvProblem:
     batch         N
     groups        G: filter f reads the channels of group f // (F / G) only
     padding_mode  'constant' (pad_value), 'reflect', 'replicate' or 'circular'
+    algorithm     one of ALGORITHMS, checked to apply to the problem (cyconv._engine chooses for
+                  'auto')
     """
 
     x: object
@@ -66,6 +94,7 @@ class ConvProblem:
     batch: int
     groups: int = 1
     padding_mode: str = "constant"
+    algorithm: str = "auto"
 
     @property
     def dtype(self):
@@ -208,10 +237,12 @@ class ConvSpec(NamedTuple):
     groups: int
     padding_mode: str
     pad_value: float
+    algorithm: str
 
 
 def conv_spec(x_shape, kernel_shape, strides=1, dilations=0, padding="VALID", layout="NHWC", pad_value=0.0, *,
-              groups=1, padding_mode="constant", dtype=np.float64, require_exact=False, names=("x", "kernel")):
+              groups=1, padding_mode="constant", algorithm="auto", dtype=np.float64, require_exact=False,
+              names=("x", "kernel")):
     """Check a convolution of an input of x_shape with a kernel of kernel_shape, in `layout` (already
     a checked name), computed in `dtype`; MemoryError when its arrays would not fit."""
     x_name, kernel_name = names
@@ -223,11 +254,11 @@ def conv_spec(x_shape, kernel_shape, strides=1, dilations=0, padding="VALID", la
     mode = _padding_mode(padding_mode, pad_value, geometry)
     _check_memory(f"conv2d of {x_name} {tuple(x_shape)} with {kernel_name} {tuple(kernel_shape)}", geometry,
                   x_shape, math.prod(kernel_shape), c, f, n, np.dtype(dtype), mode != "constant")
-    return ConvSpec(geometry, groups, mode, pad_value)
+    return ConvSpec(geometry, groups, mode, pad_value, _algorithm(algorithm, geometry, groups))
 
 
 def conv_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", layout="NHWC",
-                 pad_value=0.0, *, groups=1, padding_mode="constant", require_exact=False,
+                 pad_value=0.0, *, groups=1, padding_mode="constant", algorithm="auto", require_exact=False,
                  names=("x", "kernel", "bias")):
     """Check every argument of a conv2d call; return the ConvProblem the engine can trust.
 
@@ -238,19 +269,20 @@ def conv_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", 
     kernel = real_array(kernel_name, kernel, 4)
     dtype = compute_dtype(x, kernel)  # the bias follows, so backward (which has none) agrees
     spec = conv_spec(x.shape, kernel.shape, strides, dilations, padding, layout, pad_value, groups=groups,
-                     padding_mode=padding_mode, dtype=dtype, require_exact=require_exact, names=names[:2])
+                     padding_mode=padding_mode, algorithm=algorithm, dtype=dtype, require_exact=require_exact,
+                     names=names[:2])
     bias = _bias_array(bias, bias_name, kernel.shape[0], "one value per filter")
     return ConvProblem(
         x=np.ascontiguousarray(x, dtype=dtype),
         kernel=np.ascontiguousarray(kernel, dtype=dtype),
         bias=None if bias is None else np.ascontiguousarray(bias, dtype=dtype),
         geometry=spec.geometry, layout=layout, pad_value=spec.pad_value, batch=x.shape[0], groups=spec.groups,
-        padding_mode=spec.padding_mode,
+        padding_mode=spec.padding_mode, algorithm=spec.algorithm,
     )
 
 
 def transpose_spec(x_shape, kernel_shape, strides=1, dilations=0, padding="VALID", output_padding=0,
-                   layout="NHWC", groups=1, dtype=np.float64):
+                   layout="NHWC", groups=1, algorithm="auto", dtype=np.float64):
     """Check a transposed convolution of an input of x_shape (N, H, W, F) / (N, F, H, W) with the
     kernel of kernel_shape; return the geometry of the convolution it transposes and the groups."""
     n, h, w, f_in = _data_sizes(x_shape, "x", layout)
@@ -269,11 +301,11 @@ def transpose_spec(x_shape, kernel_shape, strides=1, dilations=0, padding="VALID
     _check_memory(f"conv2d_transpose of x {tuple(x_shape)} with kernel {tuple(kernel_shape)} to {output_shape}",
                   geometry, output_shape, math.prod(kernel_shape), groups * kc, f, n,
                   np.dtype(dtype), False)
-    return geometry, groups
+    return geometry, groups, _algorithm(algorithm, geometry, groups)
 
 
 def transpose_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", output_padding=0,
-                      layout="NHWC", groups=1):
+                      layout="NHWC", groups=1, algorithm="auto"):
     """Check every argument of a conv2d_transpose call; return its TransposeProblem.
 
     x is (N, H, W, F) / (N, F, H, W): the kernel (F, kh, kw, C / groups) / (F, C / groups, kh, kw)
@@ -282,13 +314,13 @@ def transpose_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VAL
     x = real_array("x", x, 4)
     kernel = real_array("kernel", kernel, 4)
     dtype = compute_dtype(x, kernel)
-    geometry, groups = transpose_spec(x.shape, kernel.shape, strides, dilations, padding, output_padding, layout,
-                                      groups, dtype)
+    geometry, groups, algorithm = transpose_spec(x.shape, kernel.shape, strides, dilations, padding, output_padding,
+                                                 layout, groups, algorithm, dtype)
     channels = groups * nhwc_order(kernel.shape, layout)[3]
     bias = _bias_array(bias, "bias", channels, "one value per output channel")
     conv = ConvProblem(
         x=None, kernel=np.ascontiguousarray(kernel, dtype=dtype), bias=None, geometry=geometry, layout=layout,
-        pad_value=0.0, batch=x.shape[0], groups=groups,
+        pad_value=0.0, batch=x.shape[0], groups=groups, algorithm=algorithm,
     )
     return TransposeProblem(
         x=np.ascontiguousarray(x, dtype=dtype),
@@ -377,11 +409,11 @@ def conv1d_shapes(x_shape, kernel_shape, strides, dilations, padding, layout, gr
 
 
 def conv1d_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", layout="NWC", pad_value=0.0,
-                   *, groups=1, padding_mode="constant"):
+                   *, groups=1, padding_mode="constant", algorithm="auto"):
     """Check a conv1d call; return the ConvProblem of the same convolution on images one pixel high."""
     x = real_array("x", x, 3)
     kernel = real_array("kernel", kernel, 3)
     layout_2d, x_2d, kernel_2d, strides_2d, dilations_2d, padding_2d = conv1d_shapes(
         x.shape, kernel.shape, strides, dilations, padding, layout, groups)
     return conv_problem(x.reshape(x_2d), kernel.reshape(kernel_2d), bias, strides_2d, dilations_2d, padding_2d,
-                        layout_2d, pad_value, groups=groups, padding_mode=padding_mode)
+                        layout_2d, pad_value, groups=groups, padding_mode=padding_mode, algorithm=algorithm)

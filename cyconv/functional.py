@@ -40,7 +40,7 @@ def _cols_shape(n, c, geometry, layout):
 
 
 def conv2d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, layout="NHWC", pad_value=0.0,
-           groups=1, padding_mode="constant"):
+           groups=1, padding_mode="constant", algorithm="auto"):
     """2-D convolution (cross-correlation, as in every deep-learning framework).
 
     x             (N, H, W, C) for layout "NHWC", (N, C, H, W) for "NCHW"
@@ -55,6 +55,9 @@ def conv2d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, lay
                   (PyTorch's groups; depthwise: G = C)
     padding_mode  "constant" | "reflect" | "replicate" | "circular" (PyTorch's names; NumPy's
                   "edge" and "wrap" are accepted for the last two)
+    algorithm     "auto" | "gemm" (im2col + GEMM) | "winograd" (F(2x2, 3x3): 3x3 kernels at stride 1,
+                  no groups; about as exact as "gemm") | "winograd_4x4" (F(4x4, 3x3): faster, 15-25x
+                  less exact, never chosen by "auto"). Results agree within their rounding bounds.
 
     Returns y, (N, OH, OW, F) for "NHWC" or (N, F, OH, OW) for "NCHW", float32 when the inputs are
     float32, float64 otherwise. With g = f // (F / G) the group of filter f, C_g = C / G:
@@ -62,20 +65,21 @@ def conv2d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, lay
                                                         * kernel[f, i, j, c]
     """
     problem = conv_problem(x, kernel, bias, strides, dilations, padding, layout, pad_value, groups=groups,
-                           padding_mode=padding_mode)
+                           padding_mode=padding_mode, algorithm=algorithm)
     return _engine.forward(problem)
 
 
 def conv2d_backward(grad_y, x, kernel, strides=1, dilations=0, padding="VALID", *, layout="NHWC",
-                    pad_value=0.0, groups=1, padding_mode="constant"):
+                    pad_value=0.0, groups=1, padding_mode="constant", algorithm="auto"):
     """Gradients of conv2d with respect to x, kernel and bias, given grad_y = dL/dy.
 
     Arguments as for conv2d; grad_y has the shape of conv2d's output. Returns
     (grad_x, grad_kernel, grad_bias) shaped like x, kernel and (F,). With a padding mode other
     than "constant", the gradient of each padded pixel flows back to the pixel it copied.
+    `algorithm` computes grad_x (at stride 1 a convolution of grad_y); grad_kernel is im2col-GEMM.
     """
     problem = conv_problem(x, kernel, None, strides, dilations, padding, layout, pad_value, groups=groups,
-                           padding_mode=padding_mode)
+                           padding_mode=padding_mode, algorithm=algorithm)
     return _engine.backward(problem, grad_output(grad_y, problem.output_shape, problem.dtype, problem.layout))
 
 
@@ -95,7 +99,7 @@ def depthwise_conv2d(x, kernel, bias=None, strides=1, dilations=0, padding="VALI
 
 
 def conv2d_transpose(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, output_padding=0,
-                     layout="NHWC", groups=1):
+                     layout="NHWC", groups=1, algorithm="auto"):
     """Transposed convolution (PyTorch's conv_transpose2d, TensorFlow's conv2d_transpose): the
     adjoint of x -> conv2d(x, kernel), its output as large as that convolution's input.
 
@@ -107,25 +111,28 @@ def conv2d_transpose(x, kernel, bias=None, strides=1, dilations=0, padding="VALI
                     rule), "VALID" / explicit paddings (H - 1) * stride - pads + extent + output_padding
     output_padding  int or pair in [0, stride): rows / columns added at the bottom / right
                     (0 with "SAME")
+    algorithm       as for conv2d (at stride 1 the transposed convolution is a convolution)
 
     Returns (N, OH, OW, C) / (N, C, OH, OW), such that for every y of that shape
         <conv2d(y, kernel, strides=..., padding=...), x> == <y, conv2d_transpose(x, kernel, ...)>.
     PyTorch's ConvTranspose2d weight (F, C / groups, kh, kw) is this NCHW kernel as it is; TF's
     conv2d_transpose filter (kh, kw, C, F) is the NHWC kernel transposed (3, 0, 1, 2).
     """
-    problem = transpose_problem(x, kernel, bias, strides, dilations, padding, output_padding, layout, groups)
+    problem = transpose_problem(x, kernel, bias, strides, dilations, padding, output_padding, layout, groups,
+                                algorithm)
     return _engine.input_grad(problem.conv, problem.x, problem.bias)
 
 
 def conv2d_transpose_backward(grad_y, x, kernel, strides=1, dilations=0, padding="VALID", *, output_padding=0,
-                              layout="NHWC", groups=1):
+                              layout="NHWC", groups=1, algorithm="auto"):
     """Gradients of conv2d_transpose with respect to x, kernel and bias, given grad_y = dL/dy.
 
     Arguments as for conv2d_transpose; grad_y has the shape of its output. Returns
     (grad_x, grad_kernel, grad_bias) shaped like x, kernel and (C,): grad_x is the forward
     convolution of grad_y, grad_kernel that convolution's kernel gradient for the gradient x.
     """
-    problem = transpose_problem(x, kernel, None, strides, dilations, padding, output_padding, layout, groups)
+    problem = transpose_problem(x, kernel, None, strides, dilations, padding, output_padding, layout, groups,
+                                algorithm)
     conv = problem.conv
     grad_y = grad_output(grad_y, conv.input_shape, conv.dtype, conv.layout)
     forward = replace(conv, x=grad_y)
@@ -136,26 +143,26 @@ def conv2d_transpose_backward(grad_y, x, kernel, strides=1, dilations=0, padding
 
 
 def conv1d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, layout="NWC", pad_value=0.0,
-           groups=1, padding_mode="constant"):
+           groups=1, padding_mode="constant", algorithm="auto"):
     """1-D convolution (sequences, audio): conv2d on images one pixel high.
 
     x        (N, W, C) for layout "NWC", (N, C, W) for "NCW"
     kernel   (F, k, C / groups) for "NWC", (F, C / groups, k) for "NCW"
     strides, dilations  an int (or a sequence of one)
     padding  "SAME" | "VALID" | int | (left, right)
-    Other arguments as for conv2d. Returns y, (N, OW, F) for "NWC" or (N, F, OW) for "NCW".
+    Other arguments as for conv2d (no Winograd: its kernels are 3x3). Returns y, (N, OW, F) for "NWC" or (N, F, OW) for "NCW".
     """
     problem = conv1d_problem(x, kernel, bias, strides, dilations, padding, layout, pad_value, groups=groups,
-                             padding_mode=padding_mode)
+                             padding_mode=padding_mode, algorithm=algorithm)
     return _engine.forward(problem).reshape(_without_height(problem.output_shape, problem.layout))
 
 
 def conv1d_backward(grad_y, x, kernel, strides=1, dilations=0, padding="VALID", *, layout="NWC", pad_value=0.0,
-                    groups=1, padding_mode="constant"):
+                    groups=1, padding_mode="constant", algorithm="auto"):
     """Gradients of conv1d with respect to x, kernel and bias, given grad_y = dL/dy of conv1d's
     output shape. Returns (grad_x, grad_kernel, grad_bias) shaped like x, kernel and (F,)."""
     problem = conv1d_problem(x, kernel, None, strides, dilations, padding, layout, pad_value, groups=groups,
-                             padding_mode=padding_mode)
+                             padding_mode=padding_mode, algorithm=algorithm)
     shape = _without_height(problem.output_shape, problem.layout)
     grad_y = grad_output(grad_y, shape, problem.dtype, problem.layout, axes="NWC" if problem.layout == "NHWC" else "NCW")
     grad_x, grad_kernel, grad_bias = _engine.backward(problem, grad_y.reshape(problem.output_shape))

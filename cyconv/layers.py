@@ -99,14 +99,14 @@ class Convolution(_KernelLayer):
 
     conv = Convolution(input_shape, filters, kernel_size, strides=(1, 1), dilations=(0, 0),
                        padding="VALID", *, groups=1, padding_mode="constant", layout="NHWC",
-                       use_bias=True, pad_value=0.0, dtype=np.float64, seed=None)
+                       algorithm="auto", use_bias=True, pad_value=0.0, dtype=np.float64, seed=None)
     input_shape   (batch, H, W, C) for NHWC, (batch, C, H, W) for NCHW; forward accepts any batch size
     filters       F, the number of output channels
     kernel_size   int or (kh, kw)
     strides       int or (sh, sw)
     dilations     int or (dh, dw): gaps between taps, (0, 0) is the ordinary kernel
     padding       "SAME" | "VALID" | int | (ph, pw) | ((top, bottom), (left, right))
-    groups, padding_mode, pad_value  as for cyconv.conv2d
+    groups, padding_mode, pad_value, algorithm  as for cyconv.conv2d
 
     conv.kernel         (F, kh, kw, C / groups) NHWC, (F, C / groups, kh, kw) NCHW, He-initialised
                         (std sqrt(2 / (kh * kw * C / groups))) from `seed`; assignable
@@ -121,8 +121,8 @@ class Convolution(_KernelLayer):
     """
 
     def __init__(self, input_shape, filters, kernel_size, strides=(1, 1), dilations=(0, 0), padding="VALID",
-                 *, groups=1, padding_mode="constant", layout="NHWC", use_bias=True, pad_value=0.0,
-                 dtype=np.float64, seed=None):
+                 *, groups=1, padding_mode="constant", layout="NHWC", algorithm="auto", use_bias=True,
+                 pad_value=0.0, dtype=np.float64, seed=None):
         self.layout = layout_name(layout)
         axes = DATA_AXES[self.layout]
         shape = shape_tuple("input_shape", input_shape, f"a 4-D shape {axes} in layout {self.layout}", (0, 1, 1, 1))
@@ -141,7 +141,7 @@ class Convolution(_KernelLayer):
         kernel_shape = (self.filters, kh, kw, cg) if nhwc else (self.filters, cg, kh, kw)
         # Every argument is checked (sizes, groups, padding mode, memory) before a kernel is drawn.
         spec = conv_spec(shape, kernel_shape, strides, dilations, padding, self.layout, self.pad_value,
-                         groups=groups, padding_mode=padding_mode, dtype=_layer_dtype(dtype))
+                         groups=groups, padding_mode=padding_mode, algorithm=algorithm, dtype=_layer_dtype(dtype))
         g = self.geometry = spec.geometry
         self.groups, self.padding_mode = groups, spec.padding_mode
         self.kernel_size = (g.kernel_h, g.kernel_w)
@@ -150,7 +150,8 @@ class Convolution(_KernelLayer):
         n = self.batch
         self.output_size = (n, g.out_h, g.out_w, self.filters) if nhwc else (n, self.filters, g.out_h, g.out_w)
         self._options = dict(strides=self.strides, dilations=self.dilations, padding=padding, layout=self.layout,
-                             pad_value=self.pad_value, groups=groups, padding_mode=self.padding_mode)
+                             pad_value=self.pad_value, groups=groups, padding_mode=self.padding_mode,
+                             algorithm=spec.algorithm)
         self._init_weights(kernel_shape, kh * kw * cg, self.filters, use_bias, dtype, seed)
 
     def _forward(self, x):
@@ -166,7 +167,7 @@ class ConvolutionTranspose(_KernelLayer):
 
     layer = ConvolutionTranspose(input_shape, filters, kernel_size, strides=(1, 1), dilations=(0, 0),
                                  padding="VALID", *, output_padding=0, groups=1, layout="NHWC",
-                                 use_bias=True, dtype=np.float64, seed=None)
+                                 algorithm="auto", use_bias=True, dtype=np.float64, seed=None)
     input_shape   (batch, H, W, C_in) for NHWC, (batch, C_in, H, W) for NCHW
     filters       C_out, the number of output channels
     padding, output_padding  as for cyconv.conv2d_transpose: "SAME" gives H * stride, otherwise
@@ -180,7 +181,8 @@ class ConvolutionTranspose(_KernelLayer):
     """
 
     def __init__(self, input_shape, filters, kernel_size, strides=(1, 1), dilations=(0, 0), padding="VALID",
-                 *, output_padding=0, groups=1, layout="NHWC", use_bias=True, dtype=np.float64, seed=None):
+                 *, output_padding=0, groups=1, layout="NHWC", algorithm="auto", use_bias=True, dtype=np.float64,
+                 seed=None):
         self.layout = layout_name(layout)
         axes = DATA_AXES[self.layout]
         shape = shape_tuple("input_shape", input_shape, f"a 4-D shape {axes} in layout {self.layout}", (0, 1, 1, 1))
@@ -195,8 +197,8 @@ class ConvolutionTranspose(_KernelLayer):
         cg = self.filters // groups
         kernel_shape = (c_in, kh, kw, cg) if nhwc else (c_in, cg, kh, kw)
         self._KERNEL_AXES = ("(C_in, kh, kw, filters / groups)" if nhwc else "(C_in, filters / groups, kh, kw)")
-        g, _ = transpose_spec(shape, kernel_shape, strides, dilations, padding, output_padding, self.layout, groups,
-                              _layer_dtype(dtype))
+        g, _, algorithm = transpose_spec(shape, kernel_shape, strides, dilations, padding, output_padding,
+                                         self.layout, groups, algorithm, _layer_dtype(dtype))
         self.geometry = g
         self.groups, self.padding, self.output_padding = groups, padding, output_padding
         self.kernel_size = (g.kernel_h, g.kernel_w)
@@ -205,7 +207,7 @@ class ConvolutionTranspose(_KernelLayer):
         n = shape[0]
         self.output_size = (n, g.in_h, g.in_w, self.filters) if nhwc else (n, self.filters, g.in_h, g.in_w)
         self._options = dict(strides=self.strides, dilations=self.dilations, padding=padding,
-                             output_padding=output_padding, layout=self.layout, groups=groups)
+                             output_padding=output_padding, layout=self.layout, groups=groups, algorithm=algorithm)
         self._init_weights(kernel_shape, kh * kw * max(c_in // groups, 1), self.filters, use_bias, dtype, seed)
 
     def _forward(self, x):
@@ -219,8 +221,8 @@ class Conv1D(_KernelLayer):
     """1-D convolution layer (PyTorch's Conv1d, Keras' Conv1D).
 
     layer = Conv1D(input_shape, filters, kernel_size, strides=1, dilations=0, padding="VALID", *,
-                   groups=1, padding_mode="constant", layout="NWC", use_bias=True, pad_value=0.0,
-                   dtype=np.float64, seed=None)
+                   groups=1, padding_mode="constant", layout="NWC", algorithm="auto", use_bias=True,
+                   pad_value=0.0, dtype=np.float64, seed=None)
     input_shape   (batch, W, C) for NWC, (batch, C, W) for NCW
     kernel_size, strides, dilations  ints; padding "SAME" | "VALID" | int | (left, right)
 
@@ -229,8 +231,8 @@ class Conv1D(_KernelLayer):
     """
 
     def __init__(self, input_shape, filters, kernel_size, strides=1, dilations=0, padding="VALID", *, groups=1,
-                 padding_mode="constant", layout="NWC", use_bias=True, pad_value=0.0, dtype=np.float64,
-                 seed=None):
+                 padding_mode="constant", layout="NWC", algorithm="auto", use_bias=True, pad_value=0.0,
+                 dtype=np.float64, seed=None):
         if not isinstance(layout, str) or layout.upper() not in ("NWC", "NCW"):
             raise ValueError(f"layout must be 'NWC' or 'NCW', got {layout!r}")
         self.layout = layout.upper()
@@ -248,14 +250,15 @@ class Conv1D(_KernelLayer):
         layout_2d, x_2d, kernel_2d, strides_2d, dilations_2d, padding_2d = conv1d_shapes(
             shape, kernel_shape, strides, dilations, padding, self.layout, groups)
         spec = conv_spec(x_2d, kernel_2d, strides_2d, dilations_2d, padding_2d, layout_2d, self.pad_value,
-                         groups=groups, padding_mode=padding_mode, dtype=_layer_dtype(dtype))
+                         groups=groups, padding_mode=padding_mode, algorithm=algorithm, dtype=_layer_dtype(dtype))
         g = spec.geometry
         self.groups, self.padding, self.padding_mode = groups, padding, spec.padding_mode
         self.kernel_size, self.strides, self.dilations = k, g.stride_w, g.dilation_w
         n = shape[0]
         self.output_size = (n, g.out_w, self.filters) if nwc else (n, self.filters, g.out_w)
         self._options = dict(strides=self.strides, dilations=self.dilations, padding=padding, layout=self.layout,
-                             pad_value=self.pad_value, groups=groups, padding_mode=self.padding_mode)
+                             pad_value=self.pad_value, groups=groups, padding_mode=self.padding_mode,
+                             algorithm=spec.algorithm)
         self._init_weights(kernel_shape, k * cg, self.filters, use_bias, dtype, seed)
 
     def _forward(self, x):

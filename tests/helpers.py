@@ -48,7 +48,7 @@ i.e. in sums of up to a few hundred terms (tests/test_precision.py shows both).
 """
 import numpy as np
 
-from reference import nchw, nhwc
+from reference import direct_reference, nchw, nhwc, winograd_reference
 
 LAYOUTS = ("NHWC", "NCHW")
 DTYPES = (np.float32, np.float64)
@@ -115,6 +115,21 @@ def assert_float32_arithmetic(got, expected, abs_sum, terms):
         f"every element is within one float32 rounding of the float64 result (largest error "
         f"{(error / single_rounding).max():.2f} roundings): computed in float64, not float32?"
     )
+
+
+# Rounded operations on each path through Winograd F(m x m, 3x3) besides the C-term products (the
+# transforms and the bias), by tile m: n - C in tests/test_winograd.py's bound gamma_n * Y_abs.
+WINOGRAD_ROUNDINGS = {2: 12, 4: 18}
+
+
+def winograd_error_bound(x, kernel, bias, pads, out_hw, dilations, pad_value, m, dtype):
+    """The bound on |y_computed - y_reference| of Winograd F(m x m, 3x3), elementwise (float64),
+    for a computation in `dtype` against the direct loop in float64 (derived in
+    tests/test_winograd.py's docstring): gamma_{C + p}(u) Y_abs + gamma_{C + 10}(2**-53) S."""
+    c = kernel.shape[3]
+    y_abs = winograd_reference(x, kernel, bias, pads, out_hw, dilations, pad_value, m, absolute=True)
+    direct_abs = direct_reference(np.abs(x), np.abs(kernel), np.abs(bias), pads, out_hw, dilations, abs(pad_value))
+    return (gamma(c + WINOGRAD_ROUNDINGS[m], dtype) * y_abs + gamma(c + 10) * direct_abs) * (1 + 1e-12)
 
 
 # ----------------------------------------------------------------------------- tolerances

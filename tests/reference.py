@@ -156,3 +156,71 @@ def conv1d_reference(x, kernel, bias, stride, dilation, pads, pad_value=0.0, gro
             for g in range(groups):
                 y[:, o, g * fg:(g + 1) * fg] += pixel[:, g * cg:(g + 1) * cg] @ kernel[g * fg:(g + 1) * fg, j].T
     return y if bias is None else y + np.asarray(bias, dtype=np.float64)
+
+
+# Winograd F(m x m, 3x3): the matrices of Lavin & Gray (arXiv 1509.09308, sections 4.1 and 4.2),
+# written out independently of cyconv/_winograd.pyx, by tile m.
+BT = {
+    2: np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float),
+    4: np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                 [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], float),
+}
+G = {
+    2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
+    4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                 [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+}
+AT = {
+    2: np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float),
+    4: np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], float),
+}
+
+
+def padded(x, pad_top, pad_left, rows, cols, pad_value):
+    """xp[n, r, s] = x[n, r - pad_top, s - pad_left] inside the input, pad_value outside, for
+    r < rows, s < cols (pads may be negative or larger than the input)."""
+    n, h, w, c = x.shape
+    xp = np.full((n, rows, cols, c), pad_value, dtype=np.float64)
+    r0, r1 = max(0, pad_top), min(rows, pad_top + h)
+    s0, s1 = max(0, pad_left), min(cols, pad_left + w)
+    if r0 < r1 and s0 < s1:
+        xp[:, r0:r1, s0:s1] = x[:, r0 - pad_top:r1 - pad_top, s0 - pad_left:s1 - pad_left]
+    return xp
+
+
+def direct_reference(x, kernel, bias, pads, out_hw, dilations, pad_value):
+    """A stride-1 convolution with signed pads (pad_top, pad_left) and output size out_hw, by
+    conv2d_reference on the explicitly padded (or cropped) input."""
+    (dh, dw), (oh, ow) = dilations, out_hw
+    xp = padded(x, pads[0], pads[1], oh + 2 * (dh + 1), ow + 2 * (dw + 1), pad_value)
+    return conv2d_reference(xp, kernel, bias, (1, 1), dilations, ((0, 0), (0, 0)))
+
+
+def winograd_reference(x, kernel, bias, pads, out_hw, dilations, pad_value, m, absolute=False):
+    """F(m x m, 3x3) in float64 with the paper's matrices, tiled as the kernel tiles (sub-grid by
+    sub-grid; window positions that no written output reads are 0). absolute=True runs it on the
+    absolute values of everything: Y_abs of tests/test_winograd.py's bound."""
+    f = np.abs if absolute else (lambda a: a)
+    bt, g, at = f(BT[m]), f(G[m]), f(AT[m])
+    x, kernel, bias, pad_value = f(np.asarray(x, float)), f(np.asarray(kernel, float)), f(np.asarray(bias, float)), f(pad_value)
+    (dh, dw), (out_h, out_w) = dilations, out_hw
+    alpha = m + 2
+    u = np.einsum("ai,fijc,bj->abcf", g, kernel, g)
+    y = np.zeros((x.shape[0], out_h, out_w, kernel.shape[0]))
+    for ph in range(min(dh + 1, out_h)):
+        for pw in range(min(dw + 1, out_w)):
+            rows, cols = len(range(ph, out_h, dh + 1)), len(range(pw, out_w, dw + 1))
+            th, tw = -(-rows // m), -(-cols // m)
+            # the sub-grid's input, window position q reading row ph - pad_top + (dh + 1) q
+            xp = padded(x, pads[0], pads[1], ph + (dh + 1) * (th * m + 2), pw + (dw + 1) * (tw * m + 2), pad_value)
+            z = xp[:, ph::dh + 1, pw::dw + 1][:, :th * m + 2, :tw * m + 2].copy()
+            z[:, rows + 2:] = 0
+            z[:, :, cols + 2:] = 0
+            tiles = np.lib.stride_tricks.sliding_window_view(z, (alpha, alpha), axis=(1, 2))[:, ::m, ::m]
+            v = np.einsum("ak,nijckl,bl->nijabc", bt, tiles, bt, optimize=True)
+            a2, c = alpha * alpha, u.shape[2]  # M[a] = V[a] @ U[a] as one batched BLAS product
+            mm = np.matmul(v.reshape(-1, a2, c).transpose(1, 0, 2), u.reshape(a2, c, -1)).transpose(1, 0, 2)
+            mm = mm.reshape(v.shape[:5] + (-1,))
+            out = np.einsum("ra,nijabf,sb->nirjsf", at, mm, at, optimize=True).reshape(x.shape[0], th * m, tw * m, -1)
+            y[:, ph::dh + 1, pw::dw + 1] = out[:, :rows, :cols]
+    return y + bias

@@ -1,7 +1,9 @@
 """Precision: every element of conv2d's and conv2d_backward's results lies within the rounding
 bound of its sum (tests/helpers.py: (gamma_K(u) + 2 gamma_K(2**-53)) * sum|terms|), in float32
 and float64, on sums of up to 4609 terms; the bound fails deliberately broken computations; and
-float32 results really are computed in float32.
+float32 results really are computed in float32. That is im2col-GEMM's bound (algorithm="gemm");
+Winograd, which "auto" takes for 3x3 stride-1 layers, is held to its own derived bound at the end
+(tests/helpers.py's winograd_error_bound, derived in tests/test_winograd.py).
 
 The bound holds for any summation order, so these tests pass on every BLAS kernel;
 test_precision_blas_kernels.py runs this module under each OpenBLAS kernel the machine can run.
@@ -39,6 +41,7 @@ from helpers import (
     assert_within_bound,
     from_layout,
     to_layout,
+    winograd_error_bound,
 )
 from reference import conv2d_reference, finite_difference_grad
 
@@ -91,7 +94,7 @@ def forward(name, kind, layout, dtype=np.float32, kernel=None):
     kernel = true_kernel if kernel is None else kernel
     x, kernel = to_layout(x, layout).astype(dtype), to_layout(kernel, layout).astype(dtype)
     y = cyconv.conv2d(x, kernel, bias.astype(dtype), strides, dilations, pads, layout=layout,
-                      pad_value=pad_value)
+                      pad_value=pad_value, algorithm="gemm")
     assert y.dtype == dtype
     return from_layout(y, layout)
 
@@ -169,7 +172,7 @@ def backward(kind, result, layout, dtype=np.float32):
     """cyconv's `result` of backward_problem(kind), NHWC."""
     (gy, x, kernel), *_ = backward_problem(kind)[result]
     grads = cyconv.conv2d_backward(*(to_layout(a, layout).astype(dtype) for a in (gy, x, kernel)),
-                                   padding="SAME", layout=layout)
+                                   padding="SAME", layout=layout, algorithm="gemm")
     got = grads[RESULTS.index(result)]
     assert got.dtype == dtype
     return got if result == "grad_bias" else from_layout(got, layout)
@@ -305,3 +308,21 @@ def test_the_bound_fails_broken_computations(bug, kind):
     assert got.dtype == np.float32
     with pytest.raises(AssertionError, match="outside the bound"):
         assert_within_bound(got, expected, abs_sum, terms)
+
+
+# ----------------------------------------------------------------------------- Winograd
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("algorithm, tile", [("winograd", 2), ("winograd_4x4", 4)])
+def test_winograd_forward_within_the_bound(algorithm, tile, kind, layout, dtype):
+    """The 3x3 C = 512 problem by Winograd: within gamma_{C + p} times the algorithm's own absolute
+    values (its transforms' coefficients in absolute value), on any BLAS kernel."""
+    x, kernel, bias, expected = forward_problem("3x3-C512", kind)[:4]
+    y = cyconv.conv2d(to_layout(x, layout).astype(dtype), to_layout(kernel, layout).astype(dtype), bias.astype(dtype),
+                      padding="SAME", layout=layout, algorithm=algorithm)
+    bound = winograd_error_bound(x, kernel, bias, (1, 1), x.shape[1:3], (0, 0), 0.0, tile, np.dtype(dtype))
+    assert np.all(np.abs(from_layout(y, layout).astype(np.float64) - expected) <= bound)
+

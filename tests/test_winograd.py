@@ -47,93 +47,8 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 import cyconv._winograd as wg
-from reference import conv2d_reference, nchw, nhwc
-
-U64 = 2.0**-53
-UNIT_ROUNDOFF = {np.float32: 2.0**-24, np.float64: U64}
-ROUNDINGS = {2: 12, 4: 18}  # n - C in the docstring's bound
-
-# The paper's matrices (Lavin & Gray, section 4.1 and 4.2), written out independently of the kernel.
-BT = {
-    2: np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float),
-    4: np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                 [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], float),
-}
-G = {
-    2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
-    4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                 [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
-}
-AT = {
-    2: np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float),
-    4: np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], float),
-}
-
-
-def gamma(n, u):
-    return n * u / (1 - n * u)
-
-
-# ---------------------------------------------------------------------------------------------
-# Independent computations (float64, NHWC)
-# ---------------------------------------------------------------------------------------------
-
-def padded(x, pad_top, pad_left, rows, cols, pad_value):
-    """xp[n, r, s] = x[n, r - pad_top, s - pad_left] inside the input, pad_value outside, for
-    r < rows, s < cols (pads may be negative or larger than the input)."""
-    n, h, w, c = x.shape
-    xp = np.full((n, rows, cols, c), pad_value, dtype=np.float64)
-    r0, r1 = max(0, pad_top), min(rows, pad_top + h)
-    s0, s1 = max(0, pad_left), min(cols, pad_left + w)
-    if r0 < r1 and s0 < s1:
-        xp[:, r0:r1, s0:s1] = x[:, r0 - pad_top:r1 - pad_top, s0 - pad_left:s1 - pad_left]
-    return xp
-
-
-def direct(x, kernel, bias, pads, out_hw, dilations, pad_value):
-    """The convolution by tests/reference.py's direct loop, on the explicitly padded input."""
-    (dh, dw), (oh, ow) = dilations, out_hw
-    xp = padded(x, pads[0], pads[1], oh + 2 * (dh + 1), ow + 2 * (dw + 1), pad_value)
-    return conv2d_reference(xp, kernel, bias, (1, 1), dilations, ((0, 0), (0, 0)))
-
-
-def winograd_numpy(x, kernel, bias, pads, out_hw, dilations, pad_value, m, absolute=False):
-    """F(m x m, 3x3) in float64 with the paper's matrices, tiled as the kernel tiles (sub-grid by
-    sub-grid; window positions that no written output reads are 0). absolute=True runs it on the
-    absolute values of everything: Y_abs of the module docstring."""
-    f = np.abs if absolute else (lambda a: a)
-    bt, g, at = f(BT[m]), f(G[m]), f(AT[m])
-    x, kernel, bias, pad_value = f(np.asarray(x, float)), f(np.asarray(kernel, float)), f(np.asarray(bias, float)), f(pad_value)
-    (dh, dw), (out_h, out_w) = dilations, out_hw
-    alpha = m + 2
-    u = np.einsum("ai,fijc,bj->abcf", g, kernel, g)
-    y = np.zeros((x.shape[0], out_h, out_w, kernel.shape[0]))
-    for ph in range(min(dh + 1, out_h)):
-        for pw in range(min(dw + 1, out_w)):
-            rows, cols = len(range(ph, out_h, dh + 1)), len(range(pw, out_w, dw + 1))
-            th, tw = -(-rows // m), -(-cols // m)
-            # the sub-grid's input, window position q reading row ph - pad_top + (dh + 1) q
-            xp = padded(x, pads[0], pads[1], ph + (dh + 1) * (th * m + 2), pw + (dw + 1) * (tw * m + 2), pad_value)
-            z = xp[:, ph::dh + 1, pw::dw + 1][:, :th * m + 2, :tw * m + 2].copy()
-            z[:, rows + 2:] = 0
-            z[:, :, cols + 2:] = 0
-            tiles = np.lib.stride_tricks.sliding_window_view(z, (alpha, alpha), axis=(1, 2))[:, ::m, ::m]
-            v = np.einsum("ak,nijckl,bl->nijabc", bt, tiles, bt, optimize=True)
-            a2, c = alpha * alpha, u.shape[2]  # M[a] = V[a] @ U[a] as one batched BLAS product
-            mm = np.matmul(v.reshape(-1, a2, c).transpose(1, 0, 2), u.reshape(a2, c, -1)).transpose(1, 0, 2)
-            mm = mm.reshape(v.shape[:5] + (-1,))
-            out = np.einsum("ra,nijabf,sb->nirjsf", at, mm, at, optimize=True).reshape(x.shape[0], th * m, tw * m, -1)
-            y[:, ph::dh + 1, pw::dw + 1] = out[:, :rows, :cols]
-    return y + bias
-
-
-def error_bound(x, kernel, bias, pads, out_hw, dilations, pad_value, m, dtype):
-    """The docstring's bound on |y_computed - y_reference|, elementwise (float64)."""
-    c = kernel.shape[3]
-    y_abs = winograd_numpy(x, kernel, bias, pads, out_hw, dilations, pad_value, m, absolute=True)
-    direct_abs = direct(np.abs(x), np.abs(kernel), np.abs(bias), pads, out_hw, dilations, abs(pad_value))
-    return (gamma(c + ROUNDINGS[m], UNIT_ROUNDOFF[dtype]) * y_abs + gamma(c + 10, U64) * direct_abs) * (1 + 1e-12)
-
+from helpers import WINOGRAD_ROUNDINGS, gamma, winograd_error_bound
+from reference import G, direct_reference, nchw, nhwc, padded, winograd_reference
 
 # ---------------------------------------------------------------------------------------------
 # Running the kernel
@@ -159,8 +74,8 @@ def run(x, kernel, bias, pads, out_hw, dilations, pad_value, tile, layout, threa
 def check(case, y):
     """y (NHWC) within the bound of the direct convolution; returns the largest error / bound."""
     args = (case["x"], case["kernel"], case["bias"], case["pads"], case["out_hw"], case["dilations"], case["pad_value"])
-    expected = direct(*args)
-    bound = error_bound(*args, case["tile"], case["x"].dtype.type)
+    expected = direct_reference(*args)
+    bound = winograd_error_bound(*args, case["tile"], case["x"].dtype)
     err = np.abs(y.astype(np.float64) - expected)
     assert y.dtype == case["x"].dtype
     return (err / bound).max()
@@ -193,7 +108,7 @@ def test_numpy_winograd_is_the_direct_convolution(tile):
     for pads, out_hw, dil in [((1, 1), (7, 5), (0, 0)), ((-2, 3), (4, 9), (1, 2)), ((0, 0), (1, 1), (2, 0))]:
         case = problem(rng, 2, 7, 5, 3, 2, np.float64, pads, out_hw, dil, 1.5, tile)
         args = (case["x"], case["kernel"], case["bias"], pads, out_hw, dil, 1.5)
-        np.testing.assert_allclose(winograd_numpy(*args, tile), direct(*args), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(winograd_reference(*args, tile), direct_reference(*args), rtol=0, atol=1e-12)
 
 
 def test_transform_kernel_matches_the_paper_and_both_layouts():
@@ -255,8 +170,8 @@ def test_large_kernels_share_the_products_across_the_team():
     rng = np.random.default_rng(3)
     case = problem(rng, 257, 4, 4, 172, 172, np.float64, tile=4)
     args = (case["x"], case["kernel"], case["bias"], case["pads"], case["out_hw"], case["dilations"], 0.0, 4)
-    expected = winograd_numpy(*args)
-    bound = 2 * gamma(172 + ROUNDINGS[4], U64) * winograd_numpy(*args, absolute=True) * (1 + 1e-12)
+    expected = winograd_reference(*args)
+    bound = 2 * gamma(172 + WINOGRAD_ROUNDINGS[4]) * winograd_reference(*args, absolute=True) * (1 + 1e-12)
     for layout in ("NHWC", "NCHW"):
         ys = [run_case(case, layout, threads) for threads in (1, 2)]
         assert np.array_equal(ys[0], ys[1])

@@ -74,7 +74,8 @@ def run_layer(index, spec, contenders, settings, busy):
     log(f"layer {index} {spec.label()}: starting {len(contenders)} workers")
     workers = [Worker(c, spec, settings.cyconv_options) for c in contenders]
     try:
-        result_bounds = check.bounds(spec, make_inputs(spec))
+        tile = 4 if settings.cyconv_options.get("algorithm") == "winograd_4x4" else 2
+        result_bounds = check.bounds(spec, make_inputs(spec), winograd_tile=tile)
         ready = _ready(workers, layer)
         log(f"layer {index}: checking")
         results = _results(ready, layer)
