@@ -4,7 +4,7 @@
     python -m cyconv gradcheck [--count N] [--seed S]
                                                    conv2d against a direct loop, conv2d_backward
                                                    against finite differences, on N random problems
-    python -m cyconv bench [ARGS...]               cyconv.benchmark (`bench --help` for its options)
+    python -m cyconv bench [ARGS...]               the benchmark suite (`bench --help` for its options)
 
 Exit status 0 when every check passes, 1 when one fails, 2 on a command-line error.
 """
@@ -156,12 +156,12 @@ def run_gradcheck(args):
 
 def run_bench(argv):
     try:
-        from . import _bench as benchmark
+        from . import _bench
     except ImportError as error:
-        print(f"python -m cyconv bench: the benchmark module cyconv.benchmark cannot be imported ({error})",
+        print(f"python -m cyconv bench: the benchmark suite cyconv._bench cannot be imported ({error})",
               file=sys.stderr)
         return 1
-    return benchmark.main(argv)
+    return _bench.main(argv)
 
 
 def positive_int(text):
@@ -183,7 +183,9 @@ def build_parser():
     )
     gradcheck.add_argument("--count", type=positive_int, default=20, help="number of random problems (default 20)")
     gradcheck.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    commands.add_parser("bench", add_help=False, help="time conv2d; the remaining arguments go to cyconv.benchmark")
+    commands.add_parser("bench", add_help=False,
+                        help="time cyconv against PyTorch and the documents' method; the remaining arguments go to "
+                             "the benchmark suite")
     return parser
 
 

@@ -91,4 +91,4 @@ def test_bench_says_so_when_the_benchmark_module_is_missing(monkeypatch, capsys)
     monkeypatch.setitem(sys.modules, "cyconv._bench", None)
     monkeypatch.delattr(cyconv, "_bench", raising=False)
     assert cli.main(["bench"]) == 1
-    assert "cyconv.benchmark cannot be imported" in capsys.readouterr().err
+    assert "the benchmark suite cyconv._bench cannot be imported" in capsys.readouterr().err
