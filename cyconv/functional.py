@@ -150,7 +150,8 @@ def conv1d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, lay
     kernel   (F, k, C / groups) for "NWC", (F, C / groups, k) for "NCW"
     strides, dilations  an int (or a sequence of one)
     padding  "SAME" | "VALID" | int | (left, right)
-    Other arguments as for conv2d (no Winograd: its kernels are 3x3). Returns y, (N, OW, F) for "NWC" or (N, F, OW) for "NCW".
+    Other arguments as for conv2d (no Winograd: its kernels are 3x3).
+    Returns y, (N, OW, F) for "NWC" or (N, F, OW) for "NCW".
     """
     problem = conv1d_problem(x, kernel, bias, strides, dilations, padding, layout, pad_value, groups=groups,
                              padding_mode=padding_mode, algorithm=algorithm)
@@ -164,7 +165,8 @@ def conv1d_backward(grad_y, x, kernel, strides=1, dilations=0, padding="VALID", 
     problem = conv1d_problem(x, kernel, None, strides, dilations, padding, layout, pad_value, groups=groups,
                              padding_mode=padding_mode, algorithm=algorithm)
     shape = _without_height(problem.output_shape, problem.layout)
-    grad_y = grad_output(grad_y, shape, problem.dtype, problem.layout, axes="NWC" if problem.layout == "NHWC" else "NCW")
+    layout_1d = "NWC" if problem.layout == "NHWC" else "NCW"
+    grad_y = grad_output(grad_y, shape, problem.dtype, problem.layout, axes=layout_1d)
     grad_x, grad_kernel, grad_bias = _engine.backward(problem, grad_y.reshape(problem.output_shape))
     return (grad_x.reshape(_without_height(grad_x.shape, problem.layout)),
             grad_kernel.reshape(_without_height(grad_kernel.shape, problem.layout)), grad_bias)

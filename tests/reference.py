@@ -202,7 +202,8 @@ def winograd_reference(x, kernel, bias, pads, out_hw, dilations, pad_value, m, a
     absolute values of everything: Y_abs of tests/test_winograd.py's bound."""
     f = np.abs if absolute else (lambda a: a)
     bt, g, at = f(BT[m]), f(G[m]), f(AT[m])
-    x, kernel, bias, pad_value = f(np.asarray(x, float)), f(np.asarray(kernel, float)), f(np.asarray(bias, float)), f(pad_value)
+    x, kernel, bias = (f(np.asarray(a, float)) for a in (x, kernel, bias))
+    pad_value = f(pad_value)
     (dh, dw), (out_h, out_w) = dilations, out_hw
     alpha = m + 2
     u = np.einsum("ai,fijc,bj->abcf", g, kernel, g)

@@ -105,7 +105,8 @@ def test_gradients_match_finite_differences(algorithm, case):
     abs_loss = np.sum(conv2d_reference(np.abs(x), np.abs(kernel), np.abs(bias), (1, 1), case["dilations"],
                                        case["pads"], abs(case["pad_value"])) * np.abs(probe))
     tol = FD_TOL * max(1.0, float(abs_loss))
-    expected = (finite_difference_grad(lambda v: loss(x_=v), x), finite_difference_grad(lambda v: loss(kernel_=v), kernel),
+    expected = (finite_difference_grad(lambda v: loss(x_=v), x),
+                finite_difference_grad(lambda v: loss(kernel_=v), kernel),
                 finite_difference_grad(lambda v: loss(bias_=v), bias))
     for got, want in zip((from_layout(grads[0], layout), from_layout(grads[1], layout), grads[2]), expected):
         np.testing.assert_allclose(got, want, rtol=0, atol=tol)

@@ -221,7 +221,7 @@ def cyconv_free_patches(x):
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("padding", ["SAME", "VALID", ((1, 0), (2, 3))])
 def test_empty_batch(layout, padding):
-    problem = Problem((0, 5, 6, 3), (4, 3, 2, 3), strides=(2, 1), padding=padding if isinstance(padding, str) else padding)
+    problem = Problem((0, 5, 6, 3), (4, 3, 2, 3), strides=(2, 1), padding=padding)
     assert problem.y.shape[0] == 0 and problem.y.shape[1:] != (0, 0, 0)
     x, kernel = to_layout(problem.x, layout), to_layout(problem.kernel, layout)
     y = cyconv.conv2d(x, kernel, problem.bias, **problem.kwargs(layout))
@@ -232,7 +232,8 @@ def test_empty_batch(layout, padding):
     cols = cyconv.im2col(x, (3, 2), strides=(2, 1), padding=problem.kwargs(layout)["padding"], layout=layout)
     assert cols.shape[0 if layout == "NHWC" else 0] == 0
     assert cols.shape[1] == 18 if layout == "NHWC" else cols.shape[1:] == (18, y.shape[2] * y.shape[3])
-    back = cyconv.col2im(cols, x.shape, (3, 2), strides=(2, 1), padding=problem.kwargs(layout)["padding"], layout=layout)
+    back = cyconv.col2im(cols, x.shape, (3, 2), strides=(2, 1), padding=problem.kwargs(layout)["padding"],
+                         layout=layout)
     assert back.shape == x.shape
 
 
@@ -258,7 +259,8 @@ EXTREME = {
     "1x1-image-stride": Problem((1, 1, 1, 2), (3, 2, 2, 2), strides=(5, 7), padding="SAME"),
     "kernel-equals-input": Problem((2, 4, 5, 2), (3, 4, 5, 2)),
     "kernel-equals-padded-input": Problem((2, 4, 5, 2), (3, 6, 8, 2), padding=((1, 1), (2, 1)), pad_value=0.25),
-    "dilated-kernel-equals-padded-input": Problem((1, 5, 5, 1), (2, 3, 2, 1), dilations=(2, 4), padding=((1, 1), (0, 1))),
+    "dilated-kernel-equals-padded-input": Problem((1, 5, 5, 1), (2, 3, 2, 1), dilations=(2, 4),
+                                                  padding=((1, 1), (0, 1))),
     "stride-larger-than-kernel": Problem((2, 9, 11, 2), (2, 2, 1, 2), strides=(3, 5)),
     "stride-larger-than-input": Problem((1, 4, 4, 1), (1, 2, 2, 1), strides=(9, 10), padding="SAME"),
     "stride-larger-than-dilated-kernel": Problem((1, 10, 10, 2), (2, 2, 2, 2), strides=(4, 5), dilations=(1, 2)),

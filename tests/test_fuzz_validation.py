@@ -97,7 +97,8 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
     def pairs_of(values):
         return st.one_of(values, st.tuples(values, values), st.lists(values, min_size=2, max_size=2))
 
-    kernel_sizes, strides_, dilations_ = pairs_of(st.integers(1, 3)), pairs_of(st.integers(1, 3)), pairs_of(st.integers(0, 2))
+    kernel_sizes, strides_ = pairs_of(st.integers(1, 3)), pairs_of(st.integers(1, 3))
+    dilations_ = pairs_of(st.integers(0, 2))
     paddings = st.one_of(
         st.sampled_from(["SAME", "VALID", "same", "valid"]), small, st.tuples(small, small),
         st.tuples(st.tuples(small, small), st.tuples(small, small)),
@@ -277,7 +278,8 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
         shape = (n, c, h, w) if nchw else (n, h, w, c)
         return dict(layout=layout, shape=shape, kernel_size=draw(arg(kernel_sizes, "kernel_size", bad)),
                     strides=draw(arg(strides_, "strides", bad)), dilations=draw(arg(dilations_, "dilations", bad)),
-                    padding=draw(arg(paddings, "padding", bad)), pad_value=draw(arg(st.floats(-2, 2), "pad_value", bad)),
+                    padding=draw(arg(paddings, "padding", bad)),
+                    pad_value=draw(arg(st.floats(-2, 2), "pad_value", bad)),
                     bad=bad)
 
     def patch_shape(shape, a):
@@ -306,7 +308,8 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
             cols_shape = patch_shape(input_shape, a)
         except Exception:
             cols_shape = (3, 4)
-        if min(cols_shape) < 0 or max(cols_shape) > 5000 or np.prod(cols_shape, dtype=float) > 5000:  # none fits, or huge
+        # none fits, or huge
+        if min(cols_shape) < 0 or max(cols_shape) > 5000 or np.prod(cols_shape, dtype=float) > 5000:
             cols_shape = (3, 4)
         # mostly the right shape, so that valid calls are common (they were about 1 in 10)
         cols = data.draw(arg(plausible_array(st.sampled_from([cols_shape] * 3 + [cols_shape[::-1]]))))
@@ -357,14 +360,16 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
         layout = draw(arg(layouts, "layout", bad))
         groups = draw(st.sampled_from([1, 1, 2]))
         n, f, cg = draw(st.integers(0, 2)), groups * draw(st.integers(1, 2)), draw(st.integers(1, 2))
-        h, w, kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        h, w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+        kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
         nchw = isinstance(layout, str) and layout.upper() == "NCHW"
         return dict(
             x=draw(arg(plausible_array(st.just((n, f, h, w) if nchw else (n, h, w, f))), "x", bad)),
             kernel=draw(arg(plausible_array(st.just((f, cg, kh, kw) if nchw else (f, kh, kw, cg))), "kernel", bad)),
             bias=draw(arg(st.one_of(st.none(), plausible_array(st.just((groups * cg,)))), "bias", bad)),
             strides=draw(arg(strides_, "strides", bad)), dilations=draw(arg(dilations_, "dilations", bad)),
-            padding=draw(arg(paddings, "padding", bad)), layout=layout, groups=draw(arg(st.just(groups), "groups", bad)),
+            padding=draw(arg(paddings, "padding", bad)), layout=layout,
+            groups=draw(arg(st.just(groups), "groups", bad)),
             output_padding=draw(arg(pairs_of(st.integers(0, 2)), "output_padding", bad)),
         )
 
@@ -407,7 +412,8 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
             kernel=draw(arg(plausible_array(st.just((f, c // groups, k) if ncw else (f, k, c // groups))), "kernel",
                             bad)),
             bias=draw(arg(st.one_of(st.none(), plausible_array(st.just((f,)))), "bias", bad)),
-            strides=draw(arg(st.integers(1, 3), "strides", bad)), dilations=draw(arg(st.integers(0, 2), "dilations", bad)),
+            strides=draw(arg(st.integers(1, 3), "strides", bad)),
+            dilations=draw(arg(st.integers(0, 2), "dilations", bad)),
             padding=draw(arg(st.one_of(st.sampled_from(["SAME", "VALID"]), small, st.tuples(small, small)), "padding",
                              bad)),
             layout=layout, groups=draw(arg(st.just(groups), "groups", bad)),
@@ -435,7 +441,8 @@ def _fuzz(entry_point, examples, package_root):  # pragma: no cover - runs in th
 
         check_values(to_nwc(y), reference, (x64, k64, b), k64[0].size + 1)
 
-    fuzzers = {"conv2d": fuzz_conv2d, "conv2d_backward": fuzz_conv2d_backward, "conv2d_transpose": fuzz_conv2d_transpose,
+    fuzzers = {"conv2d": fuzz_conv2d, "conv2d_backward": fuzz_conv2d_backward,
+               "conv2d_transpose": fuzz_conv2d_transpose,
                "conv1d": fuzz_conv1d, "im2col": fuzz_im2col,
                "col2im": fuzz_col2im, "Convolution": fuzz_convolution}
     fuzzers[entry_point]()

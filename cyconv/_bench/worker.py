@@ -60,7 +60,8 @@ def traced_call(fn):
 
 def _check(prepared):
     if prepared.traced:
-        (y, forward_peak), (y_and_grads, backward_peak) = map(traced_call, (prepared.forward, prepared.forward_backward))
+        y, forward_peak = traced_call(prepared.forward)
+        y_and_grads, backward_peak = traced_call(prepared.forward_backward)
         peaks = {"forward": forward_peak, "forward_backward": backward_peak}
     else:
         y, y_and_grads, peaks = prepared.forward(), prepared.forward_backward(), None
