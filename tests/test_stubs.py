@@ -12,6 +12,7 @@ import pytest
 import cyconv
 
 PACKAGE = os.path.dirname(cyconv.__file__)
+SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cyconv")
 
 
 def compiled_modules():
@@ -52,3 +53,11 @@ def test_stub_parameters_match_the_compiled_signatures(name):
 
 def test_package_is_marked_typed():
     assert os.path.exists(os.path.join(PACKAGE, "py.typed"))
+
+
+def test_package_ships_the_stubs_and_cython_declarations_of_its_source():
+    """Every .pyi and .pxd beside the tests' own source tree is installed, so a wheel built with the
+    wrong package data (no stubs for type checkers, no .pxd to cimport) fails here."""
+    shipped = {name for name in os.listdir(SOURCE) if name.endswith((".pyi", ".pxd"))}
+    assert shipped, f"no .pyi or .pxd in {SOURCE}"
+    assert shipped <= set(os.listdir(PACKAGE))
