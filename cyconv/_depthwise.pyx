@@ -38,8 +38,12 @@ from cyconv._patches cimport Geom, end_valid, first_valid, output_row_reading
 
 
 cdef enum:
-    # Sums held in registers at once: 8 SSE registers of float32 (4 of float64 ... x2 as pairs).
+    # Sums held in registers at once: 8 SSE registers of float32.
     LANES = 32
+    # Loops over LANES sums run as two loops of HALF: GCC's unroll-and-jam (-O3) fuses the copies
+    # of a lone inner loop across taps and then fails to vectorise it (3x slower); with two inner
+    # loops it leaves the nest alone and vectorises each, holding the sums in registers.
+    HALF = LANES // 2
     # The kernel gradient is summed over at most this many groups of output rows, then the groups.
     ROW_GROUPS = 16
 
@@ -49,8 +53,9 @@ cdef enum:
 
 
 def _scratch(int num_threads, Py_ssize_t nbytes):
-    """Per-thread scratch: one row of nbytes (a multiple of 8) per OpenMP thread."""
-    return np.empty((max(num_threads, 1), max(nbytes, 8)), dtype=np.uint8)
+    """Per-thread scratch: a row of at least nbytes per OpenMP thread, rows 64-byte multiples (so
+    aligned for any type, and no two threads write one cache line)."""
+    return np.empty((max(num_threads, 1), max(nbytes + 63, 64) // 64 * 64), dtype=np.uint8)
 
 
 cdef Geom _transposed(const Geom* g) noexcept nogil:
@@ -111,7 +116,9 @@ cdef inline void _taps_block(const floating** src, Py_ssize_t src_step, const fl
     for t in range(taps):
         s = src[t] + c0 * src_step
         w = wts[t] + c0
-        for v in range(nv):
+        for v in range(min(nv, HALF)):
+            acc[v] += s[v * src_step] * w[v]
+        for v in range(HALF, nv):
             acc[v] += s[v * src_step] * w[v]
     for v in range(nv):
         out[(c0 + v) * out_step] = acc[v]
@@ -120,18 +127,20 @@ cdef inline void _taps_block(const floating** src, Py_ssize_t src_step, const fl
 cdef inline void _taps_dot(const floating** src, Py_ssize_t src_step, const floating** wts,
                            Py_ssize_t taps, const floating* init, Py_ssize_t C, floating* out,
                            Py_ssize_t out_step) noexcept nogil:
-    """_taps_block over all C channels. Unit steps (M = 1) take a copy compiled for them."""
+    """_taps_block over all C channels, in blocks of LANES. When LANES does not divide C, the last
+    block overlaps the one before it (computing some channels twice, identically), so that every
+    block has the compiled width. Unit steps (M = 1) take a copy compiled for them."""
     cdef Py_ssize_t c0 = 0
-    if src_step == 1 and out_step == 1:
-        while c0 + LANES <= C:
-            _taps_block(src, 1, wts, taps, init, c0, LANES, out, 1)
+    if C < LANES:
+        _taps_block(src, src_step, wts, taps, init, 0, C, out, out_step)
+    elif src_step == 1 and out_step == 1:
+        while c0 < C:
+            _taps_block(src, 1, wts, taps, init, min(c0, C - LANES), LANES, out, 1)
             c0 += LANES
     else:
-        while c0 + LANES <= C:
-            _taps_block(src, src_step, wts, taps, init, c0, LANES, out, out_step)
+        while c0 < C:
+            _taps_block(src, src_step, wts, taps, init, min(c0, C - LANES), LANES, out, out_step)
             c0 += LANES
-    if c0 < C:
-        _taps_block(src, src_step, wts, taps, init, c0, C - c0, out, out_step)
 
 
 cdef inline void _forward_row_nhwc(const floating* x, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
@@ -216,7 +225,9 @@ cdef inline void _grad_block(floating* pk, const floating* x_row, Py_ssize_t bas
         for ow in range(lo, hi):
             s = x_row + (ow * sw + base) * C
             e = gy_row + ow * F
-            for v in range(nv):
+            for v in range(min(nv, HALF)):
+                acc[v] += s[v] * e[v * step]
+            for v in range(HALF, nv):
                 acc[v] += s[v] * e[v * step]
     if pad != 0:
         for ow in range(out_w):
@@ -291,7 +302,9 @@ cdef inline void _row_block(const floating** rows, Py_ssize_t nrows, const Py_ss
         for k in range(ncols):
             s = rows[r] + o0 * in_step + offs[k]
             wv = w[r * ncols + k]
-            for v in range(nv):
+            for v in range(min(nv, HALF)):
+                acc[v] += s[v * in_step] * wv
+            for v in range(HALF, nv):
                 acc[v] += s[v * in_step] * wv
     for v in range(nv):
         out[(o0 + v) * out_step] = acc[v]
@@ -300,17 +313,19 @@ cdef inline void _row_block(const floating** rows, Py_ssize_t nrows, const Py_ss
 cdef inline void _row_blocks(const floating** rows, Py_ssize_t nrows, const Py_ssize_t* offs,
                              Py_ssize_t ncols, const floating* w, Py_ssize_t in_step, floating init,
                              Py_ssize_t o0, Py_ssize_t o1, floating* out, Py_ssize_t out_step) noexcept nogil:
-    """_row_block over [o0, o1). Unit steps take a copy compiled for them."""
-    if in_step == 1 and out_step == 1:
-        while o0 + LANES <= o1:
-            _row_block(rows, nrows, offs, ncols, w, 1, init, o0, LANES, out, 1)
-            o0 += LANES
-    else:
-        while o0 + LANES <= o1:
-            _row_block(rows, nrows, offs, ncols, w, in_step, init, o0, LANES, out, out_step)
-            o0 += LANES
-    if o0 < o1:
+    """_row_block over [o0, o1), in blocks of LANES, the last one overlapping the one before it
+    when LANES does not divide o1 - o0 (as in _taps_dot). Unit steps take a copy compiled for them."""
+    cdef Py_ssize_t o = o0
+    if o1 - o0 < LANES:
         _row_block(rows, nrows, offs, ncols, w, in_step, init, o0, o1 - o0, out, out_step)
+    elif in_step == 1 and out_step == 1:
+        while o < o1:
+            _row_block(rows, nrows, offs, ncols, w, 1, init, min(o, o1 - LANES), LANES, out, 1)
+            o += LANES
+    else:
+        while o < o1:
+            _row_block(rows, nrows, offs, ncols, w, in_step, init, min(o, o1 - LANES), LANES, out, out_step)
+            o += LANES
 
 
 cdef inline floating _row_point(const floating** rows, Py_ssize_t nrows, const Py_ssize_t* offs,
@@ -381,68 +396,73 @@ cdef inline void _input_grad_row_nchw(const floating* gy, Py_ssize_t C, Py_ssize
         _row_nchw(rows, nrows, offs, col[0], w, 1, 0, g.out_w, 0, gx_row + rho, g.sw, col[1])
 
 
-cdef inline void _dot_lanes(floating* acc, const floating* a, Py_ssize_t a_step, const floating* b,
-                            Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    """acc[(o - lo) % LANES] += a[o * a_step] * b[o] for o in [lo, hi), block by block."""
-    cdef Py_ssize_t o = lo, v
-    while o + LANES <= hi:
-        for v in range(LANES):
-            acc[v] += a[(o + v) * a_step] * b[o + v]
-        o += LANES
-    for v in range(hi - o):
-        acc[v] += a[(o + v) * a_step] * b[o + v]
+cdef inline void _multiply_add(floating* acc, const floating* a, Py_ssize_t a_step, const floating* b,
+                               Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """acc[o] += a[o * a_step] * b[o] for o in [lo, hi)."""
+    cdef Py_ssize_t o
+    for o in range(lo, hi):
+        acc[o] += a[o * a_step] * b[o]
+
+
+cdef inline void _scale_add(floating* acc, floating scale, const floating* b, Py_ssize_t lo,
+                            Py_ssize_t hi) noexcept nogil:
+    """acc[o] += scale * b[o] for o in [lo, hi)."""
+    cdef Py_ssize_t o
+    for o in range(lo, hi):
+        acc[o] += scale * b[o]
 
 
 cdef inline void _kernel_grad_plane_nchw(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                                          Py_ssize_t M, const Geom* g, Py_ssize_t f, Py_ssize_t r0,
                                          Py_ssize_t r1, const floating* gy, floating pad, floating* pk,
-                                         double* pb) noexcept nogil:
+                                         double* pb, floating* columns, double* bias_columns) noexcept nogil:
     """pk (kh, kw) = the gradient of kernel[f] summed over output rows [r0, r1) of the batch (row r =
-    image r // OH, row r % OH); pb[0] = grad_y[:, f] summed over them (pb NULL: not wanted)."""
-    cdef floating acc[LANES]
-    cdef floating edge, total
-    cdef double bias_sum
-    cdef Py_ssize_t F = C * M, c = f // M, i, j, r, n, oh, ih, base, lo, hi, ow, v
+    image r // OH, row r % OH); pb[0] = grad_y[:, f] summed over them (pb NULL: not wanted).
+    Each tap's products are first summed down the rows into columns[ow] (OW values, this thread's
+    scratch; element-wise, so vectorised for any OW), then across; the bias likewise in float64."""
+    cdef Py_ssize_t F = C * M, c = f // M, i, j, r, n, oh, ih, base, lo, hi, ow
     cdef const floating* gy_row
     cdef const floating* x_row
+    cdef floating total
     for i in range(g.kh):
         for j in range(g.kw):
             base = j * (g.dw + 1) - g.pad_left
             lo = first_valid(base, g.sw, g.out_w)
             hi = max(end_valid(base, g.sw, W, g.out_w), lo)
-            for v in range(LANES):
-                acc[v] = 0
-            edge = 0
+            for ow in range(g.out_w):
+                columns[ow] = 0
+            n, oh = r0 // g.out_h, r0 % g.out_h
             for r in range(r0, r1):
-                n, oh = r // g.out_h, r % g.out_h
                 gy_row = gy + ((n * F + f) * g.out_h + oh) * g.out_w
                 ih = oh * g.sh - g.pad_top + i * (g.dh + 1)
                 if 0 <= ih < H:
                     x_row = x + ((n * C + c) * H + ih) * W + base
                     if g.sw == 1:
-                        _dot_lanes(acc, x_row, 1, gy_row, lo, hi)
+                        _multiply_add(columns, x_row, 1, gy_row, lo, hi)
                     else:
-                        _dot_lanes(acc, x_row, g.sw, gy_row, lo, hi)
+                        _multiply_add(columns, x_row, g.sw, gy_row, lo, hi)
                     if pad != 0:
-                        for ow in range(lo):
-                            edge += pad * gy_row[ow]
-                        for ow in range(hi, g.out_w):
-                            edge += pad * gy_row[ow]
+                        _scale_add(columns, pad, gy_row, 0, lo)
+                        _scale_add(columns, pad, gy_row, hi, g.out_w)
                 elif pad != 0:
-                    for ow in range(g.out_w):
-                        edge += pad * gy_row[ow]
-            total = edge
-            for v in range(LANES):
-                total += acc[v]
+                    _scale_add(columns, pad, gy_row, 0, g.out_w)
+                oh += 1
+                if oh == g.out_h:
+                    n, oh = n + 1, 0
+            total = 0
+            for ow in range(g.out_w):
+                total += columns[ow]
             pk[i * g.kw + j] = total
     if pb != NULL:
-        bias_sum = 0
+        for ow in range(g.out_w):
+            bias_columns[ow] = 0
         for r in range(r0, r1):
-            n, oh = r // g.out_h, r % g.out_h
-            gy_row = gy + ((n * F + f) * g.out_h + oh) * g.out_w
+            gy_row = gy + ((r // g.out_h * F + f) * g.out_h + r % g.out_h) * g.out_w
             for ow in range(g.out_w):
-                bias_sum += gy_row[ow]
-        pb[0] = bias_sum
+                bias_columns[ow] += gy_row[ow]
+        pb[0] = 0
+        for ow in range(g.out_w):
+            pb[0] += bias_columns[ow]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -650,13 +670,18 @@ def kernel_grad_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
     cdef floating[:, ::1] pk = np.empty((groups, size), dtype=np.float32 if floating is float else np.float64)
     cdef double[:, ::1] pb = np.zeros((groups, F))
     cdef double[::1] total = np.empty(size)
+    cdef unsigned char[:, ::1] scratch = _scratch(num_threads, g.out_w * (sizeof(double) + sizeof(floating)))
     cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
     cdef const floating* gy = &grad_y[0, 0, 0, 0] if grad_y.size else NULL
-    with nogil:
-        for item in prange(groups * F, schedule="dynamic", num_threads=num_threads):
+    cdef double* bias_columns
+    with nogil, parallel(num_threads=num_threads):
+        bias_columns = <double*>&scratch[threadid(), 0]
+        for item in prange(groups * F, schedule="dynamic"):
             u, f = item // F, item % F
             _kernel_grad_plane_nchw(xp, C, H, W, M, &g, f, u * R // groups, (u + 1) * R // groups, gy, pad,
-                                    &pk[u, f * kh * kw], &pb[u, f] if has_bias else NULL)
+                                    &pk[u, f * kh * kw], &pb[u, f] if has_bias else NULL,
+                                    <floating*>(bias_columns + g.out_w), bias_columns)
+    with nogil:
         _sum_groups(&pk[0, 0], groups, size, &total[0])
         for k in range(size):
             (&grad_kernel[0, 0, 0, 0])[k] = <floating>total[k]
