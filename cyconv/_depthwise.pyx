@@ -276,6 +276,9 @@ cdef inline void _kernel_grad_rows_nhwc(const floating* x, Py_ssize_t H, Py_ssiz
                         if nv == LANES and M == 1:
                             _grad_block(acc, x_row, base, lo, hi, gy_row + c0, 1, F, C, g.sw, g.out_w,
                                         pad, LANES)
+                        elif nv == LANES:
+                            _grad_block(acc, x_row, base, lo, hi, gy_row + c0 * M + m, M, F, C, g.sw,
+                                        g.out_w, pad, LANES)
                         else:
                             _grad_block(acc, x_row, base, lo, hi, gy_row + c0 * M + m, M, F, C, g.sw,
                                         g.out_w, pad, nv)
