@@ -40,11 +40,12 @@ from cyconv._patches cimport Geom, end_valid, first_valid, output_row_reading
 
 
 cdef enum:
-    # Sums held in registers at once: 8 SSE registers of float32.
+    # Sums held in registers at once: 8 SSE registers of float32 (4 AVX2, 2 AVX-512).
     LANES = 32
-    # Loops over LANES sums run as two loops of HALF: GCC's unroll-and-jam (-O3) fuses the copies
-    # of a lone inner loop across taps and then fails to vectorise it (3x slower); with two inner
-    # loops it leaves the nest alone and vectorises each, holding the sums in registers.
+    # _grad_block runs its loop over LANES sums as two loops of HALF: GCC's unroll-and-jam (-O3)
+    # fuses the copies of a lone inner loop across pixels and then fails to vectorise it (3x
+    # slower); with two inner loops it leaves the nest alone. (The taps loops elsewhere end on a
+    # NULL mark instead, which has the same effect.)
     HALF = LANES // 2
     # The kernel gradient is summed over at most this many groups of output rows, then the groups.
     ROW_GROUPS = 16
@@ -101,47 +102,46 @@ cdef void _sum_groups(const floating* partials, Py_ssize_t groups, Py_ssize_t si
 
 
 cdef inline void _taps_block(const floating** src, Py_ssize_t src_step, const floating** wts,
-                             Py_ssize_t taps, const floating* init, Py_ssize_t c0, Py_ssize_t nv,
-                             floating* out, Py_ssize_t out_step) noexcept nogil:
-    """out[c * out_step] = init[c] + sum over t < taps of src[t][c * src_step] * wts[t][c], for c in
-    [c0, c0 + nv), nv <= LANES; init NULL stands for zeros. The nv sums stay in registers."""
+                             const floating* init, Py_ssize_t c0, Py_ssize_t nv, floating* out,
+                             Py_ssize_t out_step) noexcept nogil:
+    """out[c * out_step] = init[c] + sum over taps t of src[t][c * src_step] * wts[t][c], for c in
+    [c0, c0 + nv), nv <= LANES; src is a NULL-terminated table. The nv sums stay in registers.
+
+    How GCC -O3 is kept vectorising this, holding the sums in registers, for SSE2, AVX2 and
+    AVX-512 alike: the count of taps is a NULL mark, not a number, so that it cannot unroll-and-jam
+    the taps loop (which left the channel loop scalar, 3x slower); init is never a constant."""
     cdef floating acc[LANES]
     cdef const floating* s
     cdef const floating* w
-    cdef Py_ssize_t t, v
-    if init != NULL:
-        for v in range(nv):
-            acc[v] = init[c0 + v]
-    else:
-        for v in range(nv):
-            acc[v] = 0
-    for t in range(taps):
+    cdef Py_ssize_t t = 0, v
+    for v in range(nv):
+        acc[v] = init[c0 + v]
+    while src[t] != NULL:
         s = src[t] + c0 * src_step
         w = wts[t] + c0
-        for v in range(min(nv, HALF)):
+        for v in range(nv):
             acc[v] += s[v * src_step] * w[v]
-        for v in range(HALF, nv):
-            acc[v] += s[v * src_step] * w[v]
+        t += 1
     for v in range(nv):
         out[(c0 + v) * out_step] = acc[v]
 
 
 cdef inline void _taps_dot(const floating** src, Py_ssize_t src_step, const floating** wts,
-                           Py_ssize_t taps, const floating* init, Py_ssize_t C, floating* out,
+                           const floating* init, Py_ssize_t C, floating* out,
                            Py_ssize_t out_step) noexcept nogil:
     """_taps_block over all C channels, in blocks of LANES. When LANES does not divide C, the last
     block overlaps the one before it (computing some channels twice, identically), so that every
     block has the compiled width. Unit steps (M = 1) take a copy compiled for them."""
     cdef Py_ssize_t c0 = 0
     if C < LANES:
-        _taps_block(src, src_step, wts, taps, init, 0, C, out, out_step)
+        _taps_block(src, src_step, wts, init, 0, C, out, out_step)
     elif src_step == 1 and out_step == 1:
         while c0 < C:
-            _taps_block(src, 1, wts, taps, init, min(c0, C - LANES), LANES, out, 1)
+            _taps_block(src, 1, wts, init, min(c0, C - LANES), LANES, out, 1)
             c0 += LANES
     else:
         while c0 < C:
-            _taps_block(src, src_step, wts, taps, init, min(c0, C - LANES), LANES, out, out_step)
+            _taps_block(src, src_step, wts, init, min(c0, C - LANES), LANES, out, out_step)
             c0 += LANES
 
 
@@ -151,8 +151,8 @@ cdef inline void _forward_row_nhwc(const floating* x, Py_ssize_t H, Py_ssize_t W
                                    const floating** rows, const floating** src,
                                    floating* y_row) noexcept nogil:
     """y_row (OW, C * M) = output row oh of image n. wts[m * kh * kw + t]: the C weights of tap t
-    for multiplier m; bt (M, C): the bias by multiplier, or NULL; pad_pixel: C pad values;
-    rows (kh) and src (kh * kw): this thread's tables."""
+    for multiplier m; bt (M, C): the bias by multiplier (zeros for none); pad_pixel: C pad values;
+    rows (kh) and src (kh * kw + 1): this thread's tables."""
     cdef Py_ssize_t taps = g.kh * g.kw, F = C * M, i, j, t, m, ih, iw, iw0, ow
     # Output columns [ow_lo, ow_hi) read a whole kernel row inside the input.
     cdef Py_ssize_t ow_lo = first_valid(-g.pad_left, g.sw, g.out_w)
@@ -165,6 +165,7 @@ cdef inline void _forward_row_nhwc(const floating* x, Py_ssize_t H, Py_ssize_t W
         else:
             rows[i] = NULL
             rows_inside = False
+    src[taps] = NULL
     for ow in range(g.out_w):
         iw0 = ow * g.sw - g.pad_left
         if rows_inside and ow_lo <= ow < ow_hi:
@@ -180,20 +181,19 @@ cdef inline void _forward_row_nhwc(const floating* x, Py_ssize_t H, Py_ssize_t W
                     else:
                         src[i * g.kw + j] = pad_pixel
         for m in range(M):
-            _taps_dot(src, 1, wts + m * taps, taps, bt + m * C if bt != NULL else NULL, C,
-                      y_row + ow * F + m, M)
+            _taps_dot(src, 1, wts + m * taps, bt + m * C, C, y_row + ow * F + m, M)
 
 
 cdef inline void _input_grad_row_nhwc(const floating* gy, Py_ssize_t C, Py_ssize_t M, const Geom* g,
                                       Py_ssize_t n, const Py_ssize_t* row_plan, Py_ssize_t W,
                                       const Py_ssize_t* col_plan, const floating* kt,
-                                      const floating** src, const floating** wts,
+                                      const floating** src, const floating** wts, const floating* zeros,
                                       floating* gx_row) noexcept nogil:
     """gx_row (W, C) = grad_x of one input row: each pixel sums, over the multipliers m and the
     taps (i, j) whose output pixel (oh, ow) reads it, grad_y[n, oh, ow, c * M + m] * kt[m, i, j, c].
     row_plan: the (tap, output) pairs of this row, col_plan (W, 1 + 2 * kw) those of each column
     (_plan_readers);
-    kt (M, kh, kw, C); src, wts (M * kh * kw): this thread's tables."""
+    kt (M, kh, kw, C); zeros (C); src (M * kh * kw + 1), wts (M * kh * kw): this thread's tables."""
     cdef Py_ssize_t F = C * M, iw, m, a, b, i, oh, j, ow, t
     cdef const Py_ssize_t* col
     for iw in range(W):
@@ -207,7 +207,8 @@ cdef inline void _input_grad_row_nhwc(const floating* gy, Py_ssize_t C, Py_ssize
                     src[t] = gy + ((n * g.out_h + oh) * g.out_w + ow) * F + m
                     wts[t] = kt + ((m * g.kh + i) * g.kw + j) * C
                     t += 1
-        _taps_dot(src, M, wts, t, NULL, C, gx_row + iw * C, 1)
+        src[t] = NULL
+        _taps_dot(src, M, wts, zeros, C, gx_row + iw * C, 1)
 
 
 cdef inline void _grad_block(floating* pk, const floating* x_row, Py_ssize_t base, Py_ssize_t lo,
@@ -291,114 +292,125 @@ cdef inline void _kernel_grad_rows_nhwc(const floating* x, Py_ssize_t H, Py_ssiz
 # NCHW: a block of positions of one row, summed over a table of (row, column offset) taps
 
 
-cdef inline void _row_block(const floating** rows, Py_ssize_t nrows, const Py_ssize_t* offs,
-                            Py_ssize_t ncols, const floating* w, Py_ssize_t in_step, floating init,
-                            Py_ssize_t o0, Py_ssize_t nv, floating* out, Py_ssize_t out_step) noexcept nogil:
-    """out[o * out_step] = init + sum over r < nrows, k < ncols of rows[r][o * in_step + offs[k]] *
-    w[r * ncols + k], for o in [o0, o0 + nv), nv <= LANES; every index inside its row. The nv sums
-    stay in registers."""
+cdef inline void _row_block(const floating** rows, const Py_ssize_t* offs, const floating* w,
+                            Py_ssize_t in_step, const floating* init, Py_ssize_t o0, Py_ssize_t nv,
+                            floating* out, Py_ssize_t out_step) noexcept nogil:
+    """out[o * out_step] = init[0] + sum over taps t of rows[t][o * in_step + offs[t]] * w[t], for o in
+    [o0, o0 + nv), nv <= LANES; rows is a NULL-terminated table, every index inside its row. The
+    nv sums stay in registers (the NULL mark and init in memory as in _taps_block)."""
     cdef floating acc[LANES]
     cdef const floating* s
     cdef floating wv
-    cdef Py_ssize_t r, k, v
+    cdef Py_ssize_t t = 0, v
     for v in range(nv):
-        acc[v] = init
-    for r in range(nrows):
-        for k in range(ncols):
-            s = rows[r] + o0 * in_step + offs[k]
-            wv = w[r * ncols + k]
-            for v in range(min(nv, HALF)):
-                acc[v] += s[v * in_step] * wv
-            for v in range(HALF, nv):
-                acc[v] += s[v * in_step] * wv
+        acc[v] = init[0]
+    while rows[t] != NULL:
+        s = rows[t] + o0 * in_step + offs[t]
+        wv = w[t]
+        for v in range(nv):
+            acc[v] += s[v * in_step] * wv
+        t += 1
     for v in range(nv):
         out[(o0 + v) * out_step] = acc[v]
 
 
-cdef inline void _row_blocks(const floating** rows, Py_ssize_t nrows, const Py_ssize_t* offs,
-                             Py_ssize_t ncols, const floating* w, Py_ssize_t in_step, floating init,
-                             Py_ssize_t o0, Py_ssize_t o1, floating* out, Py_ssize_t out_step) noexcept nogil:
+cdef inline void _row_blocks(const floating** rows, const Py_ssize_t* offs, const floating* w,
+                             Py_ssize_t in_step, const floating* init, Py_ssize_t o0, Py_ssize_t o1,
+                             floating* out, Py_ssize_t out_step) noexcept nogil:
     """_row_block over [o0, o1), in blocks of LANES, the last one overlapping the one before it
     when LANES does not divide o1 - o0 (as in _taps_dot). Unit steps take a copy compiled for them."""
     cdef Py_ssize_t o = o0
     if o1 - o0 < LANES:
-        _row_block(rows, nrows, offs, ncols, w, in_step, init, o0, o1 - o0, out, out_step)
+        _row_block(rows, offs, w, in_step, init, o0, o1 - o0, out, out_step)
     elif in_step == 1 and out_step == 1:
         while o < o1:
-            _row_block(rows, nrows, offs, ncols, w, 1, init, min(o, o1 - LANES), LANES, out, 1)
+            _row_block(rows, offs, w, 1, init, min(o, o1 - LANES), LANES, out, 1)
             o += LANES
     else:
         while o < o1:
-            _row_block(rows, nrows, offs, ncols, w, in_step, init, min(o, o1 - LANES), LANES, out, out_step)
+            _row_block(rows, offs, w, in_step, init, min(o, o1 - LANES), LANES, out, out_step)
             o += LANES
 
 
-cdef inline floating _row_point(const floating** rows, Py_ssize_t nrows, const Py_ssize_t* offs,
-                                Py_ssize_t ncols, const floating* w, Py_ssize_t in_step, floating init,
-                                Py_ssize_t o, Py_ssize_t length, floating pad) noexcept nogil:
+cdef inline floating _row_point(const floating** rows, const Py_ssize_t* offs, const floating* w,
+                                Py_ssize_t in_step, floating init, Py_ssize_t o, Py_ssize_t length,
+                                floating pad) noexcept nogil:
     """One position of _row_block where some index may fall outside [0, length): it reads pad."""
     cdef floating acc = init
-    cdef Py_ssize_t r, k, idx
-    for r in range(nrows):
-        for k in range(ncols):
-            idx = o * in_step + offs[k]
-            acc += (rows[r][idx] if 0 <= idx < length else pad) * w[r * ncols + k]
+    cdef Py_ssize_t t = 0, idx
+    while rows[t] != NULL:
+        idx = o * in_step + offs[t]
+        acc += (rows[t][idx] if 0 <= idx < length else pad) * w[t]
+        t += 1
     return acc
 
 
-cdef inline void _row_nchw(const floating** rows, Py_ssize_t nrows, const Py_ssize_t* offs,
-                           Py_ssize_t ncols, const floating* w, Py_ssize_t in_step, floating init,
-                           Py_ssize_t length, floating pad, floating* out, Py_ssize_t out_step,
-                           Py_ssize_t count) noexcept nogil:
-    """out[o * out_step] = init + sum over r < nrows, k < ncols of v(r, o * in_step + offs[k]) *
-    w[r * ncols + k] for o < count, where v(r, idx) is rows[r][idx] inside [0, length), pad outside.
-    The interior (every index inside) in blocks without bounds tests, the border position by position."""
-    cdef Py_ssize_t k, o, lo, hi, off_min, off_max
-    if nrows == 0 or ncols == 0:
+cdef inline void _row_nchw(const floating** rows, const Py_ssize_t* offs, const floating* w,
+                           Py_ssize_t in_step, const floating* init, Py_ssize_t length, floating pad,
+                           floating* out, Py_ssize_t out_step, Py_ssize_t count) noexcept nogil:
+    """out[o * out_step] = init[0] + sum over taps t of v(t, o * in_step + offs[t]) * w[t] for
+    o < count, where v(t, idx) is rows[t][idx] inside [0, length), pad outside; rows is a
+    NULL-terminated table. The interior (every index inside) in blocks without bounds tests, the
+    border position by position."""
+    cdef Py_ssize_t t, o, lo, hi, off_min, off_max
+    if rows[0] == NULL:
         for o in range(count):
-            out[o * out_step] = init
+            out[o * out_step] = init[0]
         return
-    off_min, off_max = offs[0], offs[0]
-    for k in range(1, ncols):
-        off_min, off_max = min(off_min, offs[k]), max(off_max, offs[k])
+    off_min, off_max, t = offs[0], offs[0], 1
+    while rows[t] != NULL:
+        off_min, off_max = min(off_min, offs[t]), max(off_max, offs[t])
+        t += 1
     lo = first_valid(off_min, in_step, count)
     hi = max(end_valid(off_max, in_step, length, count), lo)
     for o in range(lo):
-        out[o * out_step] = _row_point(rows, nrows, offs, ncols, w, in_step, init, o, length, pad)
-    _row_blocks(rows, nrows, offs, ncols, w, in_step, init, lo, hi, out, out_step)
+        out[o * out_step] = _row_point(rows, offs, w, in_step, init[0], o, length, pad)
+    _row_blocks(rows, offs, w, in_step, init, lo, hi, out, out_step)
     for o in range(hi, count):
-        out[o * out_step] = _row_point(rows, nrows, offs, ncols, w, in_step, init, o, length, pad)
+        out[o * out_step] = _row_point(rows, offs, w, in_step, init[0], o, length, pad)
+
+
+cdef inline void _forward_row_nchw(const floating* x_plane, Py_ssize_t H, Py_ssize_t W, const Geom* g,
+                                   Py_ssize_t oh, const floating* pad_row, const floating** rows) noexcept nogil:
+    """rows[i * kw + j] = the row of x_plane (H, W) that tap (i, j) of output row oh reads (pad_row
+    outside the input), NULL-terminated: the table of taps _row_nchw takes."""
+    cdef Py_ssize_t i, j, ih
+    cdef const floating* row
+    for i in range(g.kh):
+        ih = oh * g.sh - g.pad_top + i * (g.dh + 1)
+        row = x_plane + ih * W if 0 <= ih < H else pad_row
+        for j in range(g.kw):
+            rows[i * g.kw + j] = row
+    rows[g.kh * g.kw] = NULL
 
 
 cdef inline void _input_grad_row_nchw(const floating* gy, Py_ssize_t C, Py_ssize_t M, const Geom* g,
                                       Py_ssize_t n, Py_ssize_t c, const Py_ssize_t* row_plan,
                                       Py_ssize_t residues, const Py_ssize_t* columns,
-                                      const floating* kernel, const floating** rows, Py_ssize_t* offs,
-                                      floating* w, floating* gx_row) noexcept nogil:
+                                      const floating* kernel, const floating* zero, const floating** rows,
+                                      Py_ssize_t* offs, floating* w, floating* gx_row) noexcept nogil:
     """gx_row (W) = grad_x[n, c] of one input row: the sum over the multipliers m and the taps
     (i, j) whose output position (oh, ow) reads it of grad_y[n, c * M + m, oh, ow] * kernel[c * M + m, i, j].
     row_plan: the (i, oh) pairs of this row (_plan_readers); columns (residues, 2 + 2 * kw): for
     input columns rho + sw * q, [count, q_count, j0, off0, ...] with kernel column j reading output
-    column q + off; rows (M * kh), offs (kw), w (M * kh * kw): this thread's tables."""
-    cdef Py_ssize_t F = C * M, width = 2 + 2 * g.kw, nrows = 0, m, a, rho, k, t
+    column q + off; zero: a 0; rows (M * kh * kw + 1), offs and w (M * kh * kw): this thread's
+    table of taps."""
+    cdef Py_ssize_t F = C * M, width = 2 + 2 * g.kw, m, a, rho, k, t
     cdef const Py_ssize_t* col
+    cdef const floating* gy_row
     cdef const floating* k_row
-    for m in range(M):
-        for a in range(row_plan[0]):
-            rows[nrows] = gy + ((n * F + c * M + m) * g.out_h + row_plan[2 + 2 * a]) * g.out_w
-            nrows += 1
     for rho in range(residues):
         col = columns + rho * width
         t = 0
         for m in range(M):
             for a in range(row_plan[0]):
+                gy_row = gy + ((n * F + c * M + m) * g.out_h + row_plan[2 + 2 * a]) * g.out_w
                 k_row = kernel + ((c * M + m) * g.kh + row_plan[1 + 2 * a]) * g.kw
                 for k in range(col[0]):
-                    w[t] = k_row[col[2 + 2 * k]]
+                    rows[t], offs[t], w[t] = gy_row, col[3 + 2 * k], k_row[col[2 + 2 * k]]
                     t += 1
-        for k in range(col[0]):
-            offs[k] = col[3 + 2 * k]
-        _row_nchw(rows, nrows, offs, col[0], w, 1, 0, g.out_w, 0, gx_row + rho, g.sw, col[1])
+        rows[t] = NULL
+        _row_nchw(rows, offs, w, 1, zero, g.out_w, 0, gx_row + rho, g.sw, col[1])
 
 
 cdef inline void _multiply_add(floating* acc, const floating* a, Py_ssize_t a_step, const floating* b,
@@ -493,22 +505,22 @@ def forward_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
     # The kernel as (M, kh, kw, C) and the bias as (M, C): channels contiguous for each multiplier.
     cdef const floating[:, :, :, ::1] kt = np.ascontiguousarray(
         np.asarray(kernel).reshape(C, M, kh, kw).transpose(1, 2, 3, 0))
-    cdef const floating[:, ::1] bt = np.ascontiguousarray(np.asarray(bias).reshape(C, M).T) if bias.shape[0] else None
+    cdef const floating[:, ::1] bt = (np.ascontiguousarray(np.asarray(bias).reshape(C, M).T) if bias.shape[0]
+                                      else np.zeros((M, C), dtype=dtype))
     cdef const floating[::1] pad_pixel = np.full(C, pad_value, dtype=dtype)
-    cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (kh + taps + M * taps) * sizeof(void*))
+    cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (kh + taps + 1 + M * taps) * sizeof(void*))
     cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
-    cdef const floating* bp = &bt[0, 0] if bt is not None else NULL
     cdef const floating** rows
     cdef const floating** src
     cdef const floating** wts
     with nogil, parallel(num_threads=num_threads):
         rows = <const floating**>&scratch[threadid(), 0]
         src = rows + kh
-        wts = src + taps
+        wts = src + taps + 1
         for t in range(M * taps):
             wts[t] = &kt[0, 0, 0, 0] + t * C
         for r in prange(N * g.out_h, schedule="guided"):
-            _forward_row_nhwc(xp, H, W, C, M, &g, r // g.out_h, r % g.out_h, wts, bp, &pad_pixel[0],
+            _forward_row_nhwc(xp, H, W, C, M, &g, r // g.out_h, r % g.out_h, wts, &bt[0, 0], &pad_pixel[0],
                               rows, src, &y[r // g.out_h, r % g.out_h, 0, 0])
 
 
@@ -522,25 +534,25 @@ def forward_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3], M = F // max(C, 1)
     cdef Geom g = Geom(y.shape[2], y.shape[3], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
-    cdef Py_ssize_t r, n, f, oh, i, ih, j
+    cdef Py_ssize_t r, n, f, oh
     cdef floating pad = <floating>pad_value
     cdef bint has_bias = bias.shape[0] > 0
     if y.size == 0:
         return
-    cdef const floating[::1] pad_row = np.full(max(W, 1), pad_value,
-                                                    dtype=np.float32 if floating is float else np.float64)
-    cdef Py_ssize_t[::1] offs = np.arange(kw, dtype=np.intp) * (dw + 1) - pad_left
-    cdef unsigned char[:, ::1] scratch = _scratch(num_threads, kh * sizeof(void*))
+    dtype = np.float32 if floating is float else np.float64
+    cdef const floating[::1] pad_row = np.full(max(W, 1), pad_value, dtype=dtype)
+    cdef const floating[::1] zero = np.zeros(1, dtype=dtype)
+    # Tap t = (i, j) reads column ow * sw + offs[t] of its row.
+    cdef Py_ssize_t[::1] offs = np.tile(np.arange(kw, dtype=np.intp) * (dw + 1) - pad_left, kh)
+    cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (kh * kw + 1) * sizeof(void*))
     cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
     cdef const floating** rows
     with nogil, parallel(num_threads=num_threads):
         rows = <const floating**>&scratch[threadid(), 0]
         for r in prange(N * F * g.out_h, schedule="guided"):
             n, f, oh = r // (F * g.out_h), (r // g.out_h) % F, r % g.out_h
-            for i in range(kh):
-                ih = oh * sh - pad_top + i * (dh + 1)
-                rows[i] = xp + ((n * C + f // M) * H + ih) * W if 0 <= ih < H else &pad_row[0]
-            _row_nchw(rows, kh, &offs[0], kw, &kernel[f, 0, 0, 0], sw, bias[f] if has_bias else 0,
+            _forward_row_nchw(xp + (n * C + f // M) * H * W, H, W, &g, oh, &pad_row[0], rows)
+            _row_nchw(rows, &offs[0], &kernel[f, 0, 0, 0], sw, &bias[f] if has_bias else &zero[0],
                       W, pad, &y[n, f, oh, 0], 1, g.out_w)
 
 
@@ -562,7 +574,8 @@ def input_grad_nhwc(const floating[:, :, :, ::1] grad_y,  # IN  (N, OH, OW, C * 
         np.asarray(kernel).reshape(C, M, kh, kw).transpose(1, 2, 3, 0))
     cdef Py_ssize_t[:, ::1] row_plan = np.empty((H, 1 + 2 * kh), dtype=np.intp)
     cdef Py_ssize_t[:, ::1] col_plan = np.empty((W, 1 + 2 * kw), dtype=np.intp)
-    cdef unsigned char[:, ::1] scratch = _scratch(num_threads, 2 * taps * sizeof(void*))
+    cdef const floating[::1] zeros = np.zeros(C, dtype=np.float32 if floating is float else np.float64)
+    cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (2 * taps + 1) * sizeof(void*))
     cdef const floating* gy = &grad_y[0, 0, 0, 0] if grad_y.size else NULL
     cdef const floating** src
     cdef const floating** wts
@@ -571,10 +584,10 @@ def input_grad_nhwc(const floating[:, :, :, ::1] grad_y,  # IN  (N, OH, OW, C * 
         _plan_readers(W, &gt, col_plan)
         with parallel(num_threads=num_threads):
             src = <const floating**>&scratch[threadid(), 0]
-            wts = src + taps
+            wts = src + taps + 1
             for r in prange(N * H, schedule="guided"):
                 _input_grad_row_nhwc(gy, C, M, &g, r // H, &row_plan[r % H, 0], W, &col_plan[0, 0], &kt[0, 0, 0, 0],
-                                     src, wts, &grad_x[r // H, r % H, 0, 0])
+                                     src, wts, &zeros[0], &grad_x[r // H, r % H, 0, 0])
 
 
 def input_grad_nchw(const floating[:, :, :, ::1] grad_y,  # IN  (N, C * M, OH, OW)
@@ -595,9 +608,10 @@ def input_grad_nchw(const floating[:, :, :, ::1] grad_y,  # IN  (N, C * M, OH, O
     # columns[rho] = [count, q_count, j0, off0, j1, off1, ...]: kernel column j reads output column
     # q + off for input column rho + sw * q (q < q_count).
     cdef Py_ssize_t[:, ::1] columns = np.empty((residues, 2 + 2 * kw), dtype=np.intp)
-    cdef Py_ssize_t rows_bytes = M * kh * sizeof(void*), offs_bytes = kw * sizeof(Py_ssize_t)
-    cdef unsigned char[:, ::1] scratch = _scratch(
-        num_threads, rows_bytes + offs_bytes + M * kh * kw * sizeof(double))
+    cdef Py_ssize_t taps = M * kh * kw, rows_bytes = (taps + 1) * sizeof(void*)
+    cdef Py_ssize_t offs_bytes = taps * sizeof(Py_ssize_t)
+    cdef unsigned char[:, ::1] scratch = _scratch(num_threads, rows_bytes + offs_bytes + taps * sizeof(double))
+    cdef const floating[::1] zero = np.zeros(1, dtype=np.float32 if floating is float else np.float64)
     cdef const floating* gy = &grad_y[0, 0, 0, 0] if grad_y.size else NULL
     cdef const floating** rows
     cdef Py_ssize_t* offs
@@ -619,7 +633,7 @@ def input_grad_nchw(const floating[:, :, :, ::1] grad_y,  # IN  (N, C * M, OH, O
             for r in prange(N * C * H, schedule="guided"):
                 n, c, ih = r // (C * H), (r // H) % C, r % H
                 _input_grad_row_nchw(gy, C, M, &g, n, c, &row_plan[ih, 0], residues, &columns[0, 0],
-                                     &kernel[0, 0, 0, 0], rows, offs, w, &grad_x[n, c, ih, 0])
+                                     &kernel[0, 0, 0, 0], &zero[0], rows, offs, w, &grad_x[n, c, ih, 0])
 
 
 def kernel_grad_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
