@@ -8,10 +8,12 @@ cyconv._problems has checked; everything below it (the compiled modules) trusts 
     input_grad(problem, grad_y, bias)     -> grad_x (+ bias): also a transposed convolution's output
     backward(problem, grad_y)             -> (grad_x, grad_kernel, grad_bias)
 
-Algorithms (the forward pass and the input gradient; the kernel gradient is always "gemm"):
+Algorithms (the forward pass and the input gradient; the kernel gradient is "gemm" but for
+"direct" depthwise convolutions):
   "gemm"          im2col + GEMM, fused per core (cyconv._gemm): any geometry, any groups.
   "winograd"      Winograd F(2x2, 3x3) (cyconv._winograd): 3x3 kernels at stride 1, no groups.
   "winograd_4x4"  Winograd F(4x4, 3x3): fewer products, 15-25x less exact; only when asked for.
+  "direct"        loops over the taps, no patch matrix: depthwise convolutions (cyconv._depthwise).
   "auto"          _choose's rule.
 
 How the work is cut (sizes depend on the problem only, never on the thread count, so that
@@ -31,10 +33,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import _config, _gemm, _padding, _winograd
+from . import _config, _depthwise, _gemm, _padding, _winograd
 from ._blas_threads import one_blas_thread
 from ._geometry import Geometry
-from ._problems import winograd_applies
+from ._problems import is_depthwise, winograd_applies
 
 # A block of the patch matrix this size stays in a core's L2 cache while it is multiplied.
 BLOCK_BYTES = 256 * 2**10
@@ -108,9 +110,11 @@ WINOGRAD_MIN_CHANNELS = 16
 
 
 def _choose(problem):
-    """The algorithm that computes the problem's forward pass."""
+    """The algorithm that computes the problem's forward pass and input gradient."""
     if problem.algorithm != "auto":
         return problem.algorithm
+    if is_depthwise(problem.groups, problem.channels):
+        return "direct"
     if (winograd_applies(problem.geometry, problem.groups)
             and min(problem.channels, problem.filters) >= WINOGRAD_MIN_CHANNELS):
         return "winograd"
@@ -125,7 +129,23 @@ def forward(problem):
     algorithm = _choose(problem)
     if algorithm.startswith("winograd"):
         return _winograd_forward(problem, 4 if algorithm == "winograd_4x4" else 2)
+    if algorithm == "direct":
+        return _depthwise_forward(problem)
     return _gemm_forward(problem)
+
+
+def _strides_dilations_pads(geometry):
+    g = geometry
+    return g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left
+
+
+def _depthwise_forward(problem):
+    bias = np.empty(0, dtype=problem.dtype) if problem.bias is None else problem.bias
+    y = np.empty(problem.output_shape, dtype=problem.dtype)
+    kernel = _depthwise.forward_nhwc if problem.layout == "NHWC" else _depthwise.forward_nchw
+    kernel(problem.x, problem.kernel, bias, y, *_strides_dilations_pads(problem.geometry), problem.pad_value,
+           _threads(problem))
+    return y
 
 
 def _winograd_forward(problem, tile):
@@ -174,6 +194,13 @@ def backward(problem, grad_y):
 def kernel_grad(problem, grad_y):
     """(grad_kernel, grad_bias): dL/dkernel for grad_y = dL/dy, and grad_y summed per filter."""
     problem = _unpadded(problem)
+    if _choose(problem) == "direct":
+        grad_kernel = np.empty_like(problem.kernel)
+        grad_bias = np.empty(problem.filters)
+        kernel = _depthwise.kernel_grad_nhwc if problem.layout == "NHWC" else _depthwise.kernel_grad_nchw
+        kernel(problem.x, grad_y, grad_kernel, grad_bias, *_strides_dilations_pads(problem.geometry),
+               problem.pad_value, _threads(problem))
+        return grad_kernel, grad_bias.astype(problem.dtype)
     g = problem.geometry
     f, groups = problem.filters, problem.groups
     group_taps = problem.kernel[0].size
@@ -205,6 +232,11 @@ def input_grad(problem, grad_y, bias=None):
     """dL/dx for grad_y = dL/dy, plus `bias` (C,) per channel when given: the output of the
     transposed convolution of grad_y. Only the problem's geometry, kernel and shapes are used."""
     g = problem.geometry
+    if _choose(problem) == "direct":
+        grad_x = np.empty(problem.input_shape, dtype=problem.dtype)
+        kernel = _depthwise.input_grad_nhwc if problem.layout == "NHWC" else _depthwise.input_grad_nchw
+        kernel(grad_y, problem.kernel, grad_x, *_strides_dilations_pads(g), _threads(problem))
+        return grad_x if bias is None else grad_x + (bias if problem.layout == "NHWC" else bias[:, None, None])
     if (g.stride_h, g.stride_w) == (1, 1):
         return forward(_flipped_problem(problem, grad_y, bias))
     f, groups = problem.filters, problem.groups

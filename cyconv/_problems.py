@@ -44,9 +44,10 @@ PADDING_MODES = {
 
 
 # algorithm: how the forward pass and the input gradient are computed (the kernel gradient is
-# always im2col-GEMM). 'winograd' is F(2x2, 3x3), about as exact as im2col-GEMM; 'winograd_4x4' is
-# F(4x4, 3x3), faster and 15-25x less exact, used only when asked for.
-ALGORITHMS = ("auto", "gemm", "winograd", "winograd_4x4")
+# im2col-GEMM but for 'direct' depthwise convolutions). 'winograd' is F(2x2, 3x3), about as exact
+# as im2col-GEMM; 'winograd_4x4' is F(4x4, 3x3), faster and 15-25x less exact, used only when
+# asked for; 'direct' loops over the taps without forming patches (depthwise convolutions).
+ALGORITHMS = ("auto", "gemm", "winograd", "winograd_4x4", "direct")
 
 
 def winograd_applies(geometry, groups):
@@ -55,16 +56,31 @@ def winograd_applies(geometry, groups):
     return (g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, groups) == (3, 3, 1, 1, 1)
 
 
-def _algorithm(algorithm, geometry, groups):
+def is_depthwise(groups, channels):
+    """One group per channel: each output channel reads one input channel."""
+    return groups == channels
+
+
+def direct_applies(groups, channels):
+    """The direct kernels compute depthwise convolutions."""
+    return is_depthwise(groups, channels)
+
+
+def _algorithm(algorithm, geometry, groups, channels):
     """The algorithm's name, after checking it applies to this convolution."""
     if not isinstance(algorithm, str) or algorithm.lower() not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}, got {algorithm!r}")
     algorithm = algorithm.lower()
+    g = geometry
     if algorithm.startswith("winograd") and not winograd_applies(geometry, groups):
-        g = geometry
         raise ValueError(
             f"algorithm {algorithm!r} computes 3x3 kernels at stride 1 without groups, got a "
             f"{g.kernel_h}x{g.kernel_w} kernel, strides ({g.stride_h}, {g.stride_w}), groups={groups}"
+        )
+    if algorithm == "direct" and not direct_applies(groups, channels):
+        raise ValueError(
+            f"algorithm 'direct' computes depthwise convolutions (groups equal to the {channels} channels), "
+            f"got groups={groups}"
         )
     return algorithm
 
@@ -254,7 +270,7 @@ def conv_spec(x_shape, kernel_shape, strides=1, dilations=0, padding="VALID", la
     mode = _padding_mode(padding_mode, pad_value, geometry)
     _check_memory(f"conv2d of {x_name} {tuple(x_shape)} with {kernel_name} {tuple(kernel_shape)}", geometry,
                   x_shape, math.prod(kernel_shape), c, f, n, np.dtype(dtype), mode != "constant")
-    return ConvSpec(geometry, groups, mode, pad_value, _algorithm(algorithm, geometry, groups))
+    return ConvSpec(geometry, groups, mode, pad_value, _algorithm(algorithm, geometry, groups, c))
 
 
 def conv_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", layout="NHWC",
@@ -301,7 +317,7 @@ def transpose_spec(x_shape, kernel_shape, strides=1, dilations=0, padding="VALID
     _check_memory(f"conv2d_transpose of x {tuple(x_shape)} with kernel {tuple(kernel_shape)} to {output_shape}",
                   geometry, output_shape, math.prod(kernel_shape), groups * kc, f, n,
                   np.dtype(dtype), False)
-    return geometry, groups, _algorithm(algorithm, geometry, groups)
+    return geometry, groups, _algorithm(algorithm, geometry, groups, groups * kc)
 
 
 def transpose_problem(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", output_padding=0,

@@ -1,5 +1,5 @@
 """Every algorithm, reached on purpose through the public API (algorithm="gemm" | "winograd" |
-"winograd_4x4"), against the direct-loop reference within that algorithm's own derived bound
+"winograd_4x4" | "direct"), against the direct-loop reference within that algorithm's own derived bound
 (tests/helpers.py: the K-term bound for im2col-GEMM, winograd_error_bound for Winograd); its
 gradients against finite differences; the adjoint identity; which algorithm "auto" takes; and the
 error for an algorithm that does not apply."""
@@ -9,8 +9,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import cyconv
-from helpers import DTYPES, FD_TOL, LAYOUTS, error_bound, from_layout, gamma, to_layout, winograd_error_bound
-from reference import conv2d_reference, direct_reference, finite_difference_grad
+from helpers import (DTYPES, FD_TOL, LAYOUTS, assert_within_bound, error_bound, from_layout, gamma, to_layout,
+                     winograd_error_bound)
+from reference import conv2d_reference, direct_reference, finite_difference_grad, grouped_conv2d_reference
 from strategies import paddings, resolved_pads
 
 ALGORITHMS = ("gemm", "winograd", "winograd_4x4")
@@ -160,6 +161,33 @@ def test_auto_takes_winograd_for_3x3_stride_1_with_enough_channels(layout):
                           cyconv.conv2d(x, kernel, strides=2, layout=layout, algorithm="gemm"))
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_depthwise_by_direct_loops_and_by_gemm(layout, dtype):
+    # "auto" takes the direct kernels for a depthwise convolution; "gemm" still computes it. Both
+    # are held to the K-term bound of the reference, forward and the three gradients.
+    rng = np.random.default_rng(6)
+    x, kernel, bias = rng.standard_normal((2, 9, 8, 5)), rng.standard_normal((10, 3, 2, 1)), rng.standard_normal(10)
+    gy = rng.standard_normal((2, 5, 8, 10))
+    args = dict(strides=(2, 1), dilations=(0, 1), padding="SAME", layout=layout, groups=5, pad_value=0.5)
+    pads = resolved_pads("SAME", (9, 8), (3, 2), (2, 1), (0, 1))
+    expected = grouped_conv2d_reference(x, kernel, bias, (2, 1), (0, 1), pads, 0.5, groups=5)
+    abs_sum = grouped_conv2d_reference(np.abs(x), np.abs(kernel), np.abs(bias), (2, 1), (0, 1), pads, 0.5, groups=5)
+    results = {}
+    for algorithm in ("auto", "direct", "gemm"):
+        xl, kl, gl = (to_layout(a, layout).astype(dtype) for a in (x, kernel, gy))
+        y = cyconv.conv2d(xl, kl, bias.astype(dtype), algorithm=algorithm, **args)
+        assert_within_bound(from_layout(y, layout), expected, abs_sum, 3 * 2 + 1)
+        results[algorithm] = (y,) + cyconv.conv2d_backward(gl, xl, kl, algorithm=algorithm, **args)
+    assert all(np.array_equal(a, b) for a, b in zip(results["auto"], results["direct"]))
+    # the gradients of the two algorithms: each within gamma_K of the exact value, K the terms of the
+    # largest sum (grad_kernel, grad_bias: N * OH * OW; grad_x: at most M * kh * kw per pixel)
+    count = 2 * 5 * 8
+    scale = np.abs(gy).sum() * max(1.0, np.abs(x).max(), np.abs(kernel).max(), 0.5)
+    for direct, gemm in zip(results["direct"][1:], results["gemm"][1:]):
+        np.testing.assert_allclose(direct, gemm, rtol=0, atol=2 * gamma(count, dtype) * scale)
+
+
 def test_layers_and_the_transposed_convolution_take_the_algorithm():
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 7, 6, 4))
@@ -181,7 +209,7 @@ def test_layers_and_the_transposed_convolution_take_the_algorithm():
 
 @pytest.mark.parametrize("call, pattern", [
     (lambda x, k: cyconv.conv2d(x, k, algorithm="fft"),
-     r"algorithm must be one of 'auto', 'gemm', 'winograd', 'winograd_4x4', got 'fft'"),
+     r"algorithm must be one of 'auto', 'gemm', 'winograd', 'winograd_4x4', 'direct', got 'fft'"),
     (lambda x, k: cyconv.conv2d(x, k, algorithm=None), r"algorithm must be one of .*got None"),
     (lambda x, k: cyconv.conv2d(x, k, strides=2, algorithm="winograd"),
      r"algorithm 'winograd' computes 3x3 kernels at stride 1 without groups, got a 3x3 kernel, strides \(2, 2\)"),
@@ -191,6 +219,8 @@ def test_layers_and_the_transposed_convolution_take_the_algorithm():
      r"algorithm 'winograd' computes 3x3 kernels at stride 1"),
     (lambda x, k: cyconv.conv1d(x[:, 0], k[:, 0], algorithm="winograd"), r"got a 1x3 kernel"),
     (lambda x, k: cyconv.Convolution(x.shape, 6, 5, algorithm="winograd"), r"got a 5x5 kernel"),
+    (lambda x, k: cyconv.conv2d(x, k[:, :, :, :2], groups=2, algorithm="direct"),
+     r"algorithm 'direct' computes depthwise convolutions \(groups equal to the 4 channels\), got groups=2"),
 ])
 def test_an_algorithm_that_does_not_apply_is_refused(call, pattern):
     x, kernel = np.ones((2, 7, 6, 4)), np.ones((6, 3, 3, 4))
