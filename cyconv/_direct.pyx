@@ -1,0 +1,344 @@
+"""Direct convolution for inputs with few channels: no im2col matrix, no BLAS.
+
+With few input channels the inner dimension of im2col + GEMM, K = kh * kw * C, is small (9 to 147)
+and BLAS spends its time packing and on edges. Here each thread computes register tiles of the
+output straight from a padded copy of the input: a micro-kernel keeps a TILE_ROWS x TILE_COLS block
+of accumulators in vector registers, and each of the K terms adds one broadcast value per row times
+one vector of TILE_COLS values (the inner loop is fully vectorised; gcc -O3 keeps the accumulators in
+registers because the tile has a fixed size).
+
+  NHWC: rows are output pixels (consecutive in (n, oh, ow), across output rows), columns are filters,
+        so a tile row is a contiguous run of the NHWC output. The vector operand is a packed panel
+        of the kernel, (K, TILE_COLS) per block of filters.
+  NCHW: rows are filters, columns are consecutive output pixels of one output row, so a tile row is
+        a contiguous run of the NCHW output. The vector operand is a run of input pixels: the padded
+        copy stores each row split by column phase (ow * sw + u lands in phase u % sw), so the pixels
+        of one tap are contiguous for any stride.
+
+Every function trusts its caller (shapes, dtypes, contiguity, geometry: validated in Python before);
+compiled without bounds checks unless built with CYCONV_CYTHON_DEBUG=1.
+
+Geometry arguments (as in cyconv._kernels):
+  sh, sw            strides
+  dh, dw            dilation as gaps between taps: tap i sits at i * (dh + 1)
+  pad_top, pad_left padding before the first row / column, any sign (negative crops); the padding
+                    after is implied by y's shape, which the caller computed
+  pad_value         the value read outside the input
+  num_threads       OpenMP threads; each output element is computed by one thread in a fixed order,
+                    so the results do not depend on it
+
+Output pixel (oh, ow), tap (i, j) reads input row  ih = oh * sh - pad_top  + i * (dh + 1)
+                                      and column  iw = ow * sw - pad_left + j * (dw + 1).
+
+Memory: besides y, a padded copy of (a chunk of) the input, at most about 4 MiB unless one image is
+larger, and the packed kernel.
+
+This file is compiled once per CPU variant (cyconv._direct, cyconv._direct_avx2, ...; see setup.py
+and cyconv._cpu); the tile size follows the vector registers of the variant.
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+cdef extern from *:
+    """
+    /* Register tile (rows x columns of accumulators) for the instruction set of this build:
+       32 vector registers with AVX-512, 16 otherwise, leaving room for the operands. The column
+       count stays above 16 so that gcc vectorises the column loop rather than first unrolling it
+       completely (its complete-peeling limit is 16 iterations), which would leave scalar code. */
+    #if defined(__AVX512F__)
+      #define CYCONV_TILE_ROWS_F32 12  /* 12 x 2 zmm */
+      #define CYCONV_TILE_COLS_F32 32
+      #define CYCONV_TILE_ROWS_F64 6   /* 6 x 4 zmm */
+      #define CYCONV_TILE_COLS_F64 32
+    #elif defined(__AVX2__)
+      #define CYCONV_TILE_ROWS_F32 3   /* 3 x 4 ymm */
+      #define CYCONV_TILE_COLS_F32 32
+      #define CYCONV_TILE_ROWS_F64 2   /* 2 x 6 ymm */
+      #define CYCONV_TILE_COLS_F64 24
+    #else
+      #define CYCONV_TILE_ROWS_F32 2   /* 2 x 6 xmm */
+      #define CYCONV_TILE_COLS_F32 24
+      #define CYCONV_TILE_ROWS_F64 1   /* 1 x 12 xmm */
+      #define CYCONV_TILE_COLS_F64 24
+    #endif
+    #define CYCONV_TILE_MAX_ROWS 12
+    #define CYCONV_TILE_MAX_SIZE (12 * 32)
+    """
+    enum: CYCONV_TILE_ROWS_F32
+    enum: CYCONV_TILE_COLS_F32
+    enum: CYCONV_TILE_ROWS_F64
+    enum: CYCONV_TILE_COLS_F64
+    enum: CYCONV_TILE_MAX_ROWS
+    enum: CYCONV_TILE_MAX_SIZE
+
+# Images whose padded copy fits in this many bytes are processed together (one chunk at least).
+cdef Py_ssize_t CHUNK_BYTES = 4 << 20
+
+
+cdef inline void _micro_kernel(const floating** a, const Py_ssize_t* a_off,
+                               const floating* b, const Py_ssize_t* b_off, Py_ssize_t K,
+                               floating* out) noexcept nogil:
+    """One register tile of a K-term product:
+    out[r * cols + c] = sum_k a[r][a_off[k]] * b[b_off[k] + c]  for r < rows, c < cols,
+    rows x cols the tile of this dtype; the terms are added in the order k = 0, 1, ..."""
+    cdef Py_ssize_t rows = CYCONV_TILE_ROWS_F32 if floating is float else CYCONV_TILE_ROWS_F64
+    cdef Py_ssize_t cols = CYCONV_TILE_COLS_F32 if floating is float else CYCONV_TILE_COLS_F64
+    cdef floating acc[CYCONV_TILE_MAX_SIZE]
+    cdef Py_ssize_t k, r, c, ao
+    cdef const floating* bk
+    cdef floating v
+    for r in range(rows * cols):
+        acc[r] = 0
+    for k in range(K):
+        ao = a_off[k]
+        bk = b + b_off[k]
+        for r in range(rows):
+            v = a[r][ao]
+            for c in range(cols):
+                acc[r * cols + c] += v * bk[c]
+    for r in range(rows * cols):
+        out[r] = acc[r]
+
+
+cdef inline void _fill(floating* dst, Py_ssize_t n, floating value) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(n):
+        dst[k] = value
+
+
+cdef inline (Py_ssize_t, Py_ssize_t) _inside(Py_ssize_t base, Py_ssize_t step, Py_ssize_t size,
+                                             Py_ssize_t count) noexcept nogil:
+    """[lo, hi): the m in [0, count) with 0 <= base + m * step < size (step > 0); lo <= hi."""
+    cdef Py_ssize_t lo = 0 if base >= 0 else min((-base + step - 1) // step, count)
+    cdef Py_ssize_t hi = 0 if base >= size else min((size - 1 - base) // step + 1, count)
+    return lo, max(hi, lo)
+
+
+cdef inline void _copy_padded(floating* dst, const floating* src, Py_ssize_t count, Py_ssize_t step,
+                              Py_ssize_t base, Py_ssize_t size, floating pad) noexcept nogil:
+    """dst[m] = src[base + m * step] where 0 <= base + m * step < size, else pad, for m < count."""
+    cdef Py_ssize_t lo, hi, m
+    lo, hi = _inside(base, step, size, count)
+    _fill(dst, lo, pad)
+    if step == 1 and hi > lo:
+        memcpy(dst + lo, src + base + lo, (hi - lo) * sizeof(floating))
+    elif step > 1:
+        for m in range(lo, hi):
+            dst[m] = src[base + m * step]
+    _fill(dst + hi, count - hi, pad)
+
+
+# ---------------------------------------------------------------------------------------------- NHWC
+
+cdef inline void _pack_kernel_nhwc(const floating[:, :, :, ::1] kernel, floating* wp,
+                                   Py_ssize_t cols) noexcept nogil:
+    """wp[b, k, c] = kernel[b * cols + c].flat[k] (k = (i, j, ch)), zero for filters past F:
+    one (K, cols) panel per block of cols filters."""
+    cdef Py_ssize_t F = kernel.shape[0], K = kernel.shape[1] * kernel.shape[2] * kernel.shape[3]
+    cdef const floating* kf = &kernel[0, 0, 0, 0]
+    cdef Py_ssize_t blocks = (F + cols - 1) // cols
+    cdef Py_ssize_t f, k
+    _fill(wp, blocks * K * cols, 0)
+    for f in range(F):
+        for k in range(K):
+            wp[((f // cols) * K + k) * cols + f % cols] = kf[f * K + k]
+
+
+cdef inline void _tile_nhwc(const floating* xp, Py_ssize_t q0, Py_ssize_t M, Py_ssize_t OH, Py_ssize_t OW,
+                            Py_ssize_t Hr, Py_ssize_t Wr, Py_ssize_t C, Py_ssize_t sh, Py_ssize_t sw,
+                            const Py_ssize_t* a_off, const Py_ssize_t* b_off, Py_ssize_t K,
+                            const floating* wp, const floating* bias, Py_ssize_t F,
+                            floating* y) noexcept nogil:
+    """Output pixels q0 .. q0 + rows - 1 of the chunk (flat (n, oh, ow) index, M pixels in all), every
+    filter. xp is the chunk's padded input (n, Hr, Wr, C); y the chunk's output (M, F)."""
+    cdef Py_ssize_t rows = CYCONV_TILE_ROWS_F32 if floating is float else CYCONV_TILE_ROWS_F64
+    cdef Py_ssize_t cols = CYCONV_TILE_COLS_F32 if floating is float else CYCONV_TILE_COLS_F64
+    cdef const floating* pixel[CYCONV_TILE_MAX_ROWS]
+    cdef floating out[CYCONV_TILE_MAX_SIZE]
+    cdef Py_ssize_t n = q0 // (OH * OW), oh = q0 // OW % OH, ow = q0 % OW
+    cdef Py_ssize_t r, c, blk, f0, nrows = min(rows, M - q0), ncols
+    # Where each pixel's patch starts; pixels past the end repeat the last one (never stored).
+    for r in range(rows):
+        pixel[r] = xp + ((n * Hr + oh * sh) * Wr + ow * sw) * C
+        if r + 1 < nrows:
+            ow += 1
+            if ow == OW:
+                ow = 0
+                oh += 1
+                if oh == OH:
+                    oh = 0
+                    n += 1
+    for blk in range((F + cols - 1) // cols):
+        f0 = blk * cols
+        _micro_kernel(pixel, a_off, wp + f0 * K, b_off, K, out)
+        ncols = min(cols, F - f0)
+        for r in range(nrows):
+            for c in range(ncols):
+                y[(q0 + r) * F + f0 + c] = out[r * cols + c] + bias[f0 + c]
+
+
+def direct_nhwc(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
+                const floating[:, :, :, ::1] kernel,   # IN  (F, kh, kw, C)
+                const floating[::1] bias,              # IN  (F,)
+                floating[:, :, :, ::1] y,              # OUT (N, OH, OW, F)
+                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
+    """y[n, oh, ow, f] = bias[f] + sum_{i, j, c} xpad[n, ih, iw, c] * kernel[f, i, j, c] (NHWC).
+
+    Per chunk of images: the region the convolution reads, (Hr, Wr) pixels per image, is copied with
+    its padding (parallel over rows); then tiles of consecutive output pixels are computed in parallel.
+    Raises MemoryError if the work buffers cannot be allocated."""
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
+    cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
+    cdef Py_ssize_t rows = CYCONV_TILE_ROWS_F32 if floating is float else CYCONV_TILE_ROWS_F64
+    cdef Py_ssize_t cols = CYCONV_TILE_COLS_F32 if floating is float else CYCONV_TILE_COLS_F64
+    cdef Py_ssize_t K = kh * kw * C, blocks = (F + cols - 1) // cols
+    cdef Py_ssize_t Hr = (OH - 1) * sh + (kh - 1) * (dh + 1) + 1
+    cdef Py_ssize_t Wr = (OW - 1) * sw + (kw - 1) * (dw + 1) + 1
+    cdef Py_ssize_t image = Hr * Wr * C
+    cdef Py_ssize_t chunk = min(max(CHUNK_BYTES // (image * sizeof(floating)), 1), N)
+    cdef floating pad = <floating>pad_value
+    cdef Py_ssize_t b, n0, nn, M, t, r, i, j, c, ih
+    cdef floating* xp = <floating*>malloc(chunk * image * sizeof(floating))
+    cdef floating* wp = <floating*>malloc(blocks * K * cols * sizeof(floating))
+    cdef Py_ssize_t* a_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* b_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
+    try:
+        if not (xp and wp and a_off and b_off):
+            raise MemoryError("cyconv direct_nhwc: cannot allocate the work buffers")
+        with nogil:
+            _pack_kernel_nhwc(kernel, wp, cols)
+            # Term k = (i, j, c): its input value sits a_off[k] after the pixel's patch start in xp,
+            # its row of the kernel panel b_off[k] after the panel start.
+            for i in range(kh):
+                for j in range(kw):
+                    for c in range(C):
+                        a_off[(i * kw + j) * C + c] = (i * (dh + 1) * Wr + j * (dw + 1)) * C + c
+                        b_off[(i * kw + j) * C + c] = ((i * kw + j) * C + c) * cols
+            for b in range((N + chunk - 1) // chunk):
+                n0 = b * chunk
+                nn = min(chunk, N - n0)
+                M = nn * OH * OW
+                with parallel(num_threads=num_threads):
+                    for r in prange(nn * Hr, schedule="static"):
+                        ih = r % Hr - pad_top
+                        if 0 <= ih < H:
+                            _copy_padded(xp + r * Wr * C, &x[n0 + r // Hr, ih, 0, 0], Wr * C, 1,
+                                         -pad_left * C, W * C, pad)
+                        else:
+                            _fill(xp + r * Wr * C, Wr * C, pad)
+                    for t in prange((M + rows - 1) // rows, schedule="static"):
+                        _tile_nhwc(xp, t * rows, M, OH, OW, Hr, Wr, C, sh, sw, a_off, b_off, K, wp,
+                                   &bias[0], F, &y[n0, 0, 0, 0])
+    finally:
+        free(xp)
+        free(wp)
+        free(a_off)
+        free(b_off)
+
+
+# ---------------------------------------------------------------------------------------------- NCHW
+
+cdef inline void _pack_kernel_nchw(const floating[:, :, :, ::1] kernel, floating* wp,
+                                   Py_ssize_t rows) noexcept nogil:
+    """wp[b, k, r] = kernel[b * rows + r].flat[k] (k = (c, i, j)), zero for filters past F:
+    one (K, rows) panel per block of rows filters."""
+    cdef Py_ssize_t F = kernel.shape[0], K = kernel.shape[1] * kernel.shape[2] * kernel.shape[3]
+    cdef const floating* kf = &kernel[0, 0, 0, 0]
+    cdef Py_ssize_t blocks = (F + rows - 1) // rows
+    cdef Py_ssize_t f, k
+    _fill(wp, blocks * K * rows, 0)
+    for f in range(F):
+        for k in range(K):
+            wp[((f // rows) * K + k) * rows + f % rows] = kf[f * K + k]
+
+
+cdef inline void _tile_nchw(const floating* src, const Py_ssize_t* a_off, const Py_ssize_t* b_off,
+                            Py_ssize_t K, const floating* wp, const floating* bias, Py_ssize_t F,
+                            floating* y, Py_ssize_t plane, Py_ssize_t npix) noexcept nogil:
+    """Output pixels y[f * plane + v] for v < npix (at most cols consecutive pixels of one output
+    row, whose first tap reads src + b_off[k] + v), every filter f."""
+    cdef Py_ssize_t rows = CYCONV_TILE_ROWS_F32 if floating is float else CYCONV_TILE_ROWS_F64
+    cdef Py_ssize_t cols = CYCONV_TILE_COLS_F32 if floating is float else CYCONV_TILE_COLS_F64
+    cdef const floating* filt[CYCONV_TILE_MAX_ROWS]
+    cdef floating out[CYCONV_TILE_MAX_SIZE]
+    cdef Py_ssize_t r, v, blk, f0
+    for blk in range((F + rows - 1) // rows):
+        f0 = blk * rows
+        for r in range(rows):
+            filt[r] = wp + f0 * K + r
+        _micro_kernel(filt, a_off, src, b_off, K, out)
+        for r in range(min(rows, F - f0)):
+            for v in range(npix):
+                y[(f0 + r) * plane + v] = out[r * cols + v] + bias[f0 + r]
+
+
+def direct_nchw(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
+                const floating[:, :, :, ::1] kernel,   # IN  (F, C, kh, kw)
+                const floating[::1] bias,              # IN  (F,)
+                floating[:, :, :, ::1] y,              # OUT (N, F, OH, OW)
+                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
+    """y[n, f, oh, ow] = bias[f] + sum_{c, i, j} xpad[n, c, ih, iw] * kernel[f, c, i, j] (NCHW).
+
+    Per chunk of images: the region the convolution reads is copied with its padding, each row split
+    into sw column phases of L values (parallel over rows); then tiles of up to cols output pixels of
+    one output row are computed in parallel. Raises MemoryError if the work buffers cannot be
+    allocated."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3]
+    cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
+    cdef Py_ssize_t rows = CYCONV_TILE_ROWS_F32 if floating is float else CYCONV_TILE_ROWS_F64
+    cdef Py_ssize_t cols = CYCONV_TILE_COLS_F32 if floating is float else CYCONV_TILE_COLS_F64
+    cdef Py_ssize_t K = C * kh * kw, blocks = (F + rows - 1) // rows
+    cdef Py_ssize_t Hr = (OH - 1) * sh + (kh - 1) * (dh + 1) + 1
+    cdef Py_ssize_t tiles = (OW + cols - 1) // cols
+    # Phase row length: the last tile reads up to tiles * cols - 1 + the largest tap shift.
+    cdef Py_ssize_t L = tiles * cols + (kw - 1) * (dw + 1) // sw
+    cdef Py_ssize_t image = C * Hr * sw * L
+    cdef Py_ssize_t chunk = min(max(CHUNK_BYTES // (image * sizeof(floating)), 1), N)
+    cdef floating pad = <floating>pad_value
+    cdef Py_ssize_t b, n0, nn, t, r, n, c, i, j, u, ih, phase, oh, ow0
+    cdef floating* xp = <floating*>malloc(chunk * image * sizeof(floating))
+    cdef floating* wp = <floating*>malloc(blocks * K * rows * sizeof(floating))
+    cdef Py_ssize_t* a_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* b_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
+    try:
+        if not (xp and wp and a_off and b_off):
+            raise MemoryError("cyconv direct_nchw: cannot allocate the work buffers")
+        with nogil:
+            _pack_kernel_nchw(kernel, wp, rows)
+            # Term k = (c, i, j): its weights are row k of the filter panel; its input values, for
+            # the tile's pixels, start b_off[k] after the tile's start in xp (n, c, Hr, sw, L).
+            for c in range(C):
+                for i in range(kh):
+                    for j in range(kw):
+                        u = j * (dw + 1)
+                        a_off[(c * kh + i) * kw + j] = ((c * kh + i) * kw + j) * rows
+                        b_off[(c * kh + i) * kw + j] = ((c * Hr + i * (dh + 1)) * sw + u % sw) * L + u // sw
+            for b in range((N + chunk - 1) // chunk):
+                n0 = b * chunk
+                nn = min(chunk, N - n0)
+                with parallel(num_threads=num_threads):
+                    for r in prange(nn * C * Hr, schedule="static"):
+                        ih = r % Hr - pad_top
+                        for phase in range(sw):
+                            if 0 <= ih < H:
+                                _copy_padded(xp + (r * sw + phase) * L, &x[n0 + r // (C * Hr), r // Hr % C, ih, 0],
+                                             L, sw, phase - pad_left, W, pad)
+                            else:
+                                _fill(xp + (r * sw + phase) * L, L, pad)
+                    for t in prange(nn * OH * tiles, schedule="static"):
+                        n = t // (OH * tiles)
+                        oh = t // tiles % OH
+                        ow0 = t % tiles * cols
+                        _tile_nchw(xp + ((n * C * Hr + oh * sh) * sw) * L + ow0, a_off, b_off, K, wp, &bias[0],
+                                   F, &y[n0 + n, 0, oh, ow0], OH * OW, min(cols, OW - ow0))
+    finally:
+        free(xp)
+        free(wp)
+        free(a_off)
+        free(b_off)
