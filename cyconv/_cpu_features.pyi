@@ -1,0 +1,3 @@
+# Type stubs for the compiled module cyconv/_cpu_features.pyx (checked against it by tests/test_direct.py).
+
+def features() -> dict[str, bool]: ...
