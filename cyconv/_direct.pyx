@@ -43,8 +43,10 @@ from libc.string cimport memcpy
 
 cdef extern from *:
     """
-    /* Register tile (rows x columns of accumulators) for the instruction set of this build, the
-       fastest measured (x: 32x32x32x3, 3x3 kernel, 32 filters, on an AMD Zen 4) among those where:
+    /* Register tiles (rows x columns of accumulators) for the instruction set of this build: columns
+       are filters (NHWC) or output pixels (NCHW), rows are output pixels (NHWC) or filters (NCHW).
+       The fastest measured (AMD Zen 4, 3x3 and 7x7 kernels, 3 channels, 32 and 64 filters) among
+       those where:
        - The accumulators, the column operands (kept in registers when rows > 1) and the broadcast
          value should fit the vector registers (32 with AVX-512, 16 otherwise): one spilled
          accumulator makes the loop 2x slower.
@@ -54,30 +56,38 @@ cdef extern from *:
          slower).
        The SSE2 / NEON baseline cannot meet all three; these were the fastest there. */
     #if defined(__AVX512F__)
-      #define CYCONV_TILE_ROWS_F32 12  /* 24 zmm accumulators + 2 + 1 */
-      #define CYCONV_TILE_COLS_F32 32
-      #define CYCONV_TILE_ROWS_F64 6   /* 24 zmm + 4 + 1 */
-      #define CYCONV_TILE_COLS_F64 32
+      #define CYCONV_COLS_F32 32     /* 2 zmm */
+      #define CYCONV_PIXELS_F32 12   /* NHWC: 24 zmm accumulators + 2 + 1 */
+      #define CYCONV_FILTERS_F32 8   /* NCHW: 16 + 2 + 1; divides the usual filter counts */
+      #define CYCONV_COLS_F64 32     /* 4 zmm */
+      #define CYCONV_PIXELS_F64 6    /* 24 + 4 + 1 */
+      #define CYCONV_FILTERS_F64 6
     #elif defined(__AVX2__)
-      #define CYCONV_TILE_ROWS_F32 2   /* 8 ymm + 4 + 1 */
-      #define CYCONV_TILE_COLS_F32 32
-      #define CYCONV_TILE_ROWS_F64 2   /* 10 ymm + 5 + 1 */
-      #define CYCONV_TILE_COLS_F64 20
+      #define CYCONV_COLS_F32 32     /* 4 ymm */
+      #define CYCONV_PIXELS_F32 2    /* 8 ymm + 4 + 1 */
+      #define CYCONV_FILTERS_F32 2
+      #define CYCONV_COLS_F64 20     /* 5 ymm */
+      #define CYCONV_PIXELS_F64 2    /* 10 ymm + 5 + 1 */
+      #define CYCONV_FILTERS_F64 2
     #else
-      #define CYCONV_TILE_ROWS_F32 2   /* 10 xmm + 5 + 2 */
-      #define CYCONV_TILE_COLS_F32 20
-      #define CYCONV_TILE_ROWS_F64 2   /* 18 xmm: spills, still the fastest measured */
-      #define CYCONV_TILE_COLS_F64 18
+      #define CYCONV_COLS_F32 20     /* 5 xmm */
+      #define CYCONV_PIXELS_F32 2    /* 10 xmm + 5 + 2 */
+      #define CYCONV_FILTERS_F32 2
+      #define CYCONV_COLS_F64 18     /* 9 xmm */
+      #define CYCONV_PIXELS_F64 2    /* 18 xmm: spills, still the fastest measured */
+      #define CYCONV_FILTERS_F64 2
     #endif
-    #define CYCONV_TILE_MAX_ROWS 12
-    #define CYCONV_TILE_MAX_SIZE (12 * 32)
+    #define CYCONV_MAX_ROWS 12
+    #define CYCONV_MAX_TILE (12 * 32)
     """
-    enum: CYCONV_TILE_ROWS_F32
-    enum: CYCONV_TILE_COLS_F32
-    enum: CYCONV_TILE_ROWS_F64
-    enum: CYCONV_TILE_COLS_F64
-    enum: CYCONV_TILE_MAX_ROWS
-    enum: CYCONV_TILE_MAX_SIZE
+    enum: CYCONV_COLS_F32
+    enum: CYCONV_PIXELS_F32
+    enum: CYCONV_FILTERS_F32
+    enum: CYCONV_COLS_F64
+    enum: CYCONV_PIXELS_F64
+    enum: CYCONV_FILTERS_F64
+    enum: CYCONV_MAX_ROWS
+    enum: CYCONV_MAX_TILE
 
 # Images whose padded copy fits in this many bytes are processed together (one chunk at least).
 cdef Py_ssize_t CHUNK_BYTES = 4 << 20
@@ -85,17 +95,17 @@ cdef Py_ssize_t CHUNK_BYTES = 4 << 20
 cdef Py_ssize_t TASK_TILES = 8
 
 
-cdef inline void _micro_kernel(const floating** a, const Py_ssize_t* a_off,
+cdef inline void _micro_kernel(Py_ssize_t rows, const floating** a, const Py_ssize_t* a_off,
                                const floating* b, const Py_ssize_t* b_off, Py_ssize_t K,
                                const floating* bias, bint bias_per_row,
                                floating** dst, Py_ssize_t nrows, Py_ssize_t ncols) noexcept nogil:
-    """One register tile of a K-term product (K >= 1), rows x cols for this dtype:
+    """One register tile of a K-term product (K >= 1), rows x cols (rows a constant of the caller's,
+    cols that of the dtype):
         tile[r, c] = sum_k a[r][a_off[k]] * b[b_off[k] + c]   (terms added in the order k = 0, 1, ...)
     stored as dst[r][c] = tile[r, c] + (bias[r] if bias_per_row else bias[c]) for r < nrows <= rows,
     c < ncols <= cols."""
-    cdef Py_ssize_t rows = CYCONV_TILE_ROWS_F32 if floating is float else CYCONV_TILE_ROWS_F64
-    cdef Py_ssize_t cols = CYCONV_TILE_COLS_F32 if floating is float else CYCONV_TILE_COLS_F64
-    cdef floating acc[CYCONV_TILE_MAX_SIZE]
+    cdef Py_ssize_t cols = CYCONV_COLS_F32 if floating is float else CYCONV_COLS_F64
+    cdef floating acc[CYCONV_MAX_TILE]
     cdef Py_ssize_t k, r, c, ao
     cdef const floating* bk
     cdef floating v
@@ -112,9 +122,14 @@ cdef inline void _micro_kernel(const floating** a, const Py_ssize_t* a_off,
             v = a[r][ao]
             for c in range(cols):
                 acc[r * cols + c] += v * bk[c]
-    for r in range(nrows):
-        for c in range(ncols):
-            dst[r][c] = acc[r * cols + c] + (bias[r] if bias_per_row else bias[c])
+    if nrows == rows and ncols == cols:  # the common full tile, with loops of fixed length
+        for r in range(rows):
+            for c in range(cols):
+                dst[r][c] = acc[r * cols + c] + (bias[r] if bias_per_row else bias[c])
+    else:
+        for r in range(nrows):
+            for c in range(ncols):
+                dst[r][c] = acc[r * cols + c] + (bias[r] if bias_per_row else bias[c])
 
 
 cdef inline void _fill(floating* dst, Py_ssize_t n, floating value) noexcept nogil:
@@ -168,10 +183,10 @@ cdef inline void _tiles_nhwc(const floating* xp, Py_ssize_t q0, Py_ssize_t q1, P
                              floating* y) noexcept nogil:
     """Output pixels q0 .. q1 - 1 of the chunk (flat (n, oh, ow) index), every filter, in tiles of
     rows pixels. xp is the chunk's padded input (n, Hr, Wr, C); y the chunk's output (pixels, F)."""
-    cdef Py_ssize_t rows = CYCONV_TILE_ROWS_F32 if floating is float else CYCONV_TILE_ROWS_F64
-    cdef Py_ssize_t cols = CYCONV_TILE_COLS_F32 if floating is float else CYCONV_TILE_COLS_F64
-    cdef const floating* pixel[CYCONV_TILE_MAX_ROWS]
-    cdef floating* dst[CYCONV_TILE_MAX_ROWS]
+    cdef Py_ssize_t rows = CYCONV_PIXELS_F32 if floating is float else CYCONV_PIXELS_F64
+    cdef Py_ssize_t cols = CYCONV_COLS_F32 if floating is float else CYCONV_COLS_F64
+    cdef const floating* pixel[CYCONV_MAX_ROWS]
+    cdef floating* dst[CYCONV_MAX_ROWS]
     cdef Py_ssize_t n = q0 // (OH * OW), oh = q0 // OW % OH, ow = q0 % OW
     cdef Py_ssize_t q = q0, r, blk, f0, nrows
     while q < q1:
@@ -191,7 +206,7 @@ cdef inline void _tiles_nhwc(const floating* xp, Py_ssize_t q0, Py_ssize_t q1, P
                         n += 1
         for blk in range((F + cols - 1) // cols):
             f0 = blk * cols
-            _micro_kernel(pixel, a_off, wp + f0 * K, b_off, K, bias + f0, False, dst, nrows, min(cols, F - f0))
+            _micro_kernel(rows, pixel, a_off, wp + f0 * K, b_off, K, bias + f0, False, dst, nrows, min(cols, F - f0))
             for r in range(nrows):
                 dst[r] += cols
         q += rows
@@ -211,8 +226,8 @@ def direct_nhwc(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
-    cdef Py_ssize_t rows = CYCONV_TILE_ROWS_F32 if floating is float else CYCONV_TILE_ROWS_F64
-    cdef Py_ssize_t cols = CYCONV_TILE_COLS_F32 if floating is float else CYCONV_TILE_COLS_F64
+    cdef Py_ssize_t rows = CYCONV_PIXELS_F32 if floating is float else CYCONV_PIXELS_F64
+    cdef Py_ssize_t cols = CYCONV_COLS_F32 if floating is float else CYCONV_COLS_F64
     cdef Py_ssize_t K = kh * kw * C, blocks = (F + cols - 1) // cols
     cdef Py_ssize_t Hr = (OH - 1) * sh + (kh - 1) * (dh + 1) + 1
     cdef Py_ssize_t Wr = (OW - 1) * sw + (kw - 1) * (dw + 1) + 1
@@ -279,17 +294,16 @@ cdef inline void _tile_nchw(const floating* src, const Py_ssize_t* a_off, const 
                             floating* y, Py_ssize_t plane, Py_ssize_t npix) noexcept nogil:
     """Output pixels y[f * plane + v] for v < npix (at most cols consecutive pixels of one output
     row, whose first tap reads src + b_off[k] + v), every filter f."""
-    cdef Py_ssize_t rows = CYCONV_TILE_ROWS_F32 if floating is float else CYCONV_TILE_ROWS_F64
-    cdef Py_ssize_t cols = CYCONV_TILE_COLS_F32 if floating is float else CYCONV_TILE_COLS_F64
-    cdef const floating* filt[CYCONV_TILE_MAX_ROWS]
-    cdef floating* dst[CYCONV_TILE_MAX_ROWS]
+    cdef Py_ssize_t rows = CYCONV_FILTERS_F32 if floating is float else CYCONV_FILTERS_F64
+    cdef const floating* filt[CYCONV_MAX_ROWS]
+    cdef floating* dst[CYCONV_MAX_ROWS]
     cdef Py_ssize_t r, blk, f0
     for blk in range((F + rows - 1) // rows):
         f0 = blk * rows
         for r in range(rows):
             filt[r] = wp + f0 * K + r
             dst[r] = y + (f0 + r) * plane
-        _micro_kernel(filt, a_off, src, b_off, K, bias + f0, True, dst, min(rows, F - f0), npix)
+        _micro_kernel(rows, filt, a_off, src, b_off, K, bias + f0, True, dst, min(rows, F - f0), npix)
 
 
 def direct_nchw(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
@@ -307,8 +321,8 @@ def direct_nchw(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3]
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
-    cdef Py_ssize_t rows = CYCONV_TILE_ROWS_F32 if floating is float else CYCONV_TILE_ROWS_F64
-    cdef Py_ssize_t cols = CYCONV_TILE_COLS_F32 if floating is float else CYCONV_TILE_COLS_F64
+    cdef Py_ssize_t rows = CYCONV_FILTERS_F32 if floating is float else CYCONV_FILTERS_F64
+    cdef Py_ssize_t cols = CYCONV_COLS_F32 if floating is float else CYCONV_COLS_F64
     cdef Py_ssize_t K = C * kh * kw, blocks = (F + rows - 1) // rows
     cdef Py_ssize_t Hr = (OH - 1) * sh + (kh - 1) * (dh + 1) + 1
     cdef Py_ssize_t tiles = (OW + cols - 1) // cols
