@@ -6,6 +6,9 @@ code compiled with `-m<feature>` for each feature the variant needs (gcc or clan
 elsewhere only the baseline is built). `load(NAME)` returns the best one this CPU supports and the
 build has, as NumPy dispatches its SIMD loops.
 
+Never import cyconv.NAME_VARIANT directly: its code may use the variant's instructions anywhere,
+even while it is imported (runs_here tells whether this CPU can).
+
 CYCONV_CPU_VARIANT=NAME caps the choice (`baseline`, `avx2`, `avx512`): to test the lower variants
 on a new CPU, or to avoid AVX-512 where it is slow. It never selects a variant the CPU lacks.
 
@@ -50,6 +53,21 @@ def variant():
 def module_name(module, name):
     """Qualified name of `module` (e.g. "_direct") compiled for variant `name`."""
     return f"cyconv.{module}" if name == "baseline" else f"cyconv.{module}_{name}"
+
+
+def split(module):
+    """(module, variant) of a compiled module's name: "_direct_avx2" -> ("_direct", "avx2"),
+    "_im2col" -> ("_im2col", "baseline")."""
+    for name in VARIANTS:
+        if name != "baseline" and module.endswith(f"_{name}"):
+            return module[: -len(name) - 1], name
+    return module, "baseline"
+
+
+def runs_here(module):
+    """Whether this CPU can run the compiled module of this name. A variant's code may use its
+    instructions anywhere, even while it is imported: only import the variants this is true of."""
+    return set(VARIANTS[split(module)[1]]) <= supported_features()
 
 
 def load(module):

@@ -7,9 +7,8 @@ gamma_n = n u / (1 - n u) and S = sum |terms| (the reference run on |x|, |kernel
 |pad_value|). The float64 reference adds its own gamma_n(2^-53) * S. Two variants of the kernel each
 satisfy the first bound, so they differ by at most 2 gamma_n * S.
 """
-import ast
 import importlib
-import inspect
+import importlib.util
 import os
 import subprocess
 import sys
@@ -27,14 +26,10 @@ DIRECT = _cpu.load("_direct")
 
 def runnable_variants():
     """The variants this CPU supports and this build has, best first."""
-    supported = _cpu.supported_features()
     names = []
-    for name, features in _cpu.VARIANTS.items():
-        try:
-            importlib.import_module(_cpu.module_name("_direct", name))
-        except ModuleNotFoundError:
-            continue
-        if set(features) <= supported:
+    for name in _cpu.VARIANTS:
+        qualified = _cpu.module_name("_direct", name)
+        if _cpu.runs_here(qualified.split(".")[1]) and importlib.util.find_spec(qualified):
             names.append(name)
     return names
 
@@ -231,6 +226,15 @@ def test_choose_respects_the_cap_and_never_exceeds_the_cpu():
         _cpu.choose(set(), cap="sse9")
 
 
+def test_variant_module_names():
+    assert _cpu.split("_direct_avx512") == ("_direct", "avx512")
+    assert _cpu.split("_direct_avx2") == ("_direct", "avx2")
+    assert _cpu.split("_im2col") == ("_im2col", "baseline")
+    assert _cpu.module_name("_direct", "baseline") == "cyconv._direct"
+    assert _cpu.runs_here("_im2col")
+    assert _cpu.runs_here("_direct_avx2") == ({"avx2", "fma"} <= _cpu.supported_features())
+
+
 def test_the_probe_reports_every_feature_the_variants_need():
     needed = {feature for features in _cpu.VARIANTS.values() for feature in features}
     from cyconv import _cpu_features
@@ -249,23 +253,3 @@ def test_forcing_the_baseline():
     env = dict(os.environ, CYCONV_CPU_VARIANT="baseline")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd="/", capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "cyconv._direct"
-
-
-# ------------------------------------------------------------------------------------ type stubs
-
-
-def stub_functions(module, stub):
-    path = os.path.join(os.path.dirname(module.__file__), stub)
-    with open(path) as f:
-        tree = ast.parse(f.read())
-    return {node.name: [a.arg for a in node.args.args] for node in tree.body if isinstance(node, ast.FunctionDef)}
-
-
-@pytest.mark.parametrize("module, stub", [(variant_module(v), "_direct.pyi") for v in VARIANTS]
-                         + [(importlib.import_module("cyconv._cpu_features"), "_cpu_features.pyi")])
-def test_stubs_match_the_compiled_modules(module, stub):
-    functions = stub_functions(module, stub)
-    public = {name for name in dir(module) if not name.startswith("_") and callable(getattr(module, name))}
-    assert set(functions) == public
-    for name, parameters in functions.items():
-        assert parameters == list(inspect.signature(getattr(module, name)).parameters), name

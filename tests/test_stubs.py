@@ -10,25 +10,27 @@ import os
 import pytest
 
 import cyconv
+from cyconv import _cpu
 
 PACKAGE = os.path.dirname(cyconv.__file__)
 SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cyconv")
 
 
 def compiled_modules():
-    """Names of the compiled modules installed in the package (cyconv._NAME)."""
+    """Names of the compiled modules installed in the package (cyconv._NAME) that this CPU can run
+    (a CPU variant, cyconv._NAME_VARIANT, needs its instructions: cyconv._cpu)."""
     suffixes = sorted(importlib.machinery.EXTENSION_SUFFIXES, key=len, reverse=True)  # ".cpython-...so" first
     names = set()
     for entry in os.listdir(PACKAGE):
         suffix = next((s for s in suffixes if entry.endswith(s)), None)
-        if suffix:
+        if suffix and _cpu.runs_here(entry[: -len(suffix)]):
             names.add(entry[: -len(suffix)])
     return sorted(names)
 
 
 def stub_functions(name):
-    """{function: [parameter names]} of the installed NAME.pyi."""
-    with open(os.path.join(PACKAGE, f"{name}.pyi")) as f:
+    """{function: [parameter names]} of the installed NAME.pyi (CPU variants share their module's)."""
+    with open(os.path.join(PACKAGE, f"{_cpu.split(name)[0]}.pyi")) as f:
         tree = ast.parse(f.read())
     return {node.name: [a.arg for a in node.args.args] for node in tree.body if isinstance(node, ast.FunctionDef)}
 
