@@ -2,23 +2,24 @@
 
 With few input channels the inner dimension of im2col + GEMM, K = kh * kw * C, is small (9 to 147)
 and BLAS spends its time packing and on edges. Here each thread computes register tiles of the
-output straight from a padded copy of the input: a micro-kernel keeps a TILE_ROWS x TILE_COLS block
-of accumulators in vector registers, and each of the K terms adds one broadcast value per row times
-one vector of TILE_COLS values (the inner loop is fully vectorised; gcc -O3 keeps the accumulators in
-registers because the tile has a fixed size).
+output straight from a padded copy of the input: a micro-kernel keeps a rows x cols block of
+accumulators in vector registers, and each of the K terms adds one broadcast value per row times one
+vector of cols values (typed loops of fixed length, which gcc -O3 vectorises and keeps in registers).
 
   NHWC: rows are output pixels (consecutive in (n, oh, ow), across output rows), columns are filters,
         so a tile row is a contiguous run of the NHWC output. The vector operand is a packed panel
-        of the kernel, (K, TILE_COLS) per block of filters.
+        of the kernel, (K, cols) per block of filters; the broadcast values are read from the padded
+        copy at each pixel's patch.
   NCHW: rows are filters, columns are consecutive output pixels of one output row, so a tile row is
-        a contiguous run of the NCHW output. The vector operand is a run of input pixels: the padded
-        copy stores each row split by column phase (ow * sw + u lands in phase u % sw), so the pixels
-        of one tap are contiguous for any stride.
+        a contiguous run of the NCHW output (vectorising over filters would need a transpose of
+        every tile on the way out). The vector operand is a run of input pixels: the padded copy
+        stores each row split by column phase (column ow * sw + u lands in phase u % sw), so the
+        pixels one tap reads are contiguous for any stride.
 
 Every function trusts its caller (shapes, dtypes, contiguity, geometry: validated in Python before);
 compiled without bounds checks unless built with CYCONV_CYTHON_DEBUG=1.
 
-Geometry arguments (as in cyconv._kernels):
+Geometry arguments (as in cyconv._im2col):
   sh, sw            strides
   dh, dw            dilation as gaps between taps: tap i sits at i * (dh + 1)
   pad_top, pad_left padding before the first row / column, any sign (negative crops); the padding
@@ -99,8 +100,8 @@ cdef inline void _micro_kernel(Py_ssize_t rows, const floating** a, const Py_ssi
                                const floating* b, const Py_ssize_t* b_off, Py_ssize_t K,
                                const floating* bias, bint bias_per_row,
                                floating** dst, Py_ssize_t nrows, Py_ssize_t ncols) noexcept nogil:
-    """One register tile of a K-term product (K >= 1), rows x cols (rows a constant of the caller's,
-    cols that of the dtype):
+    """One register tile of a K-term product (K >= 1), rows x cols (rows is a constant at each call
+    site, cols the dtype's; after inlining every loop but the one over k has a fixed length):
         tile[r, c] = sum_k a[r][a_off[k]] * b[b_off[k] + c]   (terms added in the order k = 0, 1, ...)
     stored as dst[r][c] = tile[r, c] + (bias[r] if bias_per_row else bias[c]) for r < nrows <= rows,
     c < ncols <= cols."""
@@ -191,19 +192,21 @@ cdef inline void _tiles_nhwc(const floating* xp, Py_ssize_t q0, Py_ssize_t q1, P
     cdef Py_ssize_t q = q0, r, blk, f0, nrows
     while q < q1:
         nrows = min(rows, q1 - q)
-        # Where each pixel's patch starts, walking (n, oh, ow); pixels past q1 repeat the last one
+        # Where each pixel's patch starts, walking (n, oh, ow); rows past q1 repeat the last pixel
         # (computed, never stored).
         for r in range(rows):
+            if r >= nrows:
+                pixel[r] = pixel[nrows - 1]
+                continue
             pixel[r] = xp + ((n * Hr + oh * sh) * Wr + ow * sw) * C
             dst[r] = y + (q + r) * F
-            if r < nrows:
-                ow += 1
-                if ow == OW:
-                    ow = 0
-                    oh += 1
-                    if oh == OH:
-                        oh = 0
-                        n += 1
+            ow += 1
+            if ow == OW:
+                ow = 0
+                oh += 1
+                if oh == OH:
+                    oh = 0
+                    n += 1
         for blk in range((F + cols - 1) // cols):
             f0 = blk * cols
             _micro_kernel(rows, pixel, a_off, wp + f0 * K, b_off, K, bias + f0, False, dst, nrows, min(cols, F - f0))
