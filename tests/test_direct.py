@@ -188,23 +188,34 @@ def test_read_only_inputs(layout):
     assert_within(run(DIRECT, case, layout), reference(case), error_bound(case))
 
 
-@given(case=direct_cases())
-def test_the_bound_rejects_real_bugs(case):
-    # What a kernel that skips a tap, skips a channel, reads the border as 0 instead of pad_value,
-    # or reads one pixel to the left would return. Each differs from the truth by far more than
-    # the bound whenever the bug changes the result at all (which the draws ensure).
-    bound, truth = error_bound(case), reference(case)
+def buggy_outputs(case):
+    """What kernels with real bugs would return for case: one that skips the last tap, one that skips
+    the last channel, one that reads the border as 0 instead of pad_value, one that reads one pixel to
+    the left."""
     kernel, c = case["kernel"], case["kernel"].shape[3]
     no_tap = kernel.copy()
     no_tap[:, -1, -1, :] = 0
     no_channel = kernel.copy()
     no_channel[..., c - 1] = 0
     shifted = np.concatenate([np.full_like(case["x"][:, :, :1], case["pad_value"]), case["x"][:, :, :-1]], axis=2)
-    bugs = [reference(case, kernel=no_tap), reference(case, kernel=no_channel), reference(case, pad_value=0.0),
+    return [reference(case, kernel=no_tap), reference(case, kernel=no_channel), reference(case, pad_value=0.0),
             reference(case, x=shifted)]
-    for buggy in bugs:
-        assume(np.abs(buggy - truth).max() > 1e-3 * np.abs(truth).max())
+
+
+def test_the_bound_rejects_real_bugs_here():
+    case = make_case(2, 6, 7, 3, 5, (3, 3), (1, 1), (0, 0), ((1, 1), (1, 1)), 1.5, np.float32)
+    bound, truth = error_bound(case), reference(case)
+    for buggy in buggy_outputs(case):
         assert np.any(np.abs(buggy - truth) > bound)
+
+
+@given(case=direct_cases())
+def test_the_bound_rejects_real_bugs(case):
+    # Whenever a bug changes the result visibly (by 1e-3 of its scale), it breaks the bound.
+    bound, truth = error_bound(case), reference(case)
+    for buggy in buggy_outputs(case):
+        if np.abs(buggy - truth).max() > 1e-3 * np.abs(truth).max():
+            assert np.any(np.abs(buggy - truth) > bound)
 
 
 # ------------------------------------------------------------------------------------ CPU variants
@@ -242,10 +253,23 @@ def test_the_probe_reports_every_feature_the_variants_need():
     assert set(_cpu_features.features()) == needed
 
 
-def test_load_gives_the_best_variant_this_cpu_runs():
-    assert DIRECT.__name__ == _cpu.module_name("_direct", VARIANTS[0])
-    if os.environ.get(_cpu.ENV_VARIABLE) is None:
-        assert VARIANTS[0] == _cpu.choose(_cpu.supported_features())
+def test_the_probe_agrees_with_the_operating_system():
+    if not os.path.exists("/proc/cpuinfo"):
+        pytest.skip("no /proc/cpuinfo")
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":")[1].split() for line in f if line.startswith("flags")), None)
+    if flags is None:
+        pytest.skip("/proc/cpuinfo lists no x86 flags")
+    from cyconv import _cpu_features
+
+    assert _cpu_features.features() == {name: name in flags for name in _cpu_features.features()}
+
+
+def test_load_gives_the_best_variant_this_cpu_runs_and_the_build_has():
+    order = list(_cpu.VARIANTS)
+    chosen = _cpu.variant()  # the best the CPU supports, capped by CYCONV_CPU_VARIANT
+    expected = next(name for name in VARIANTS if order.index(name) >= order.index(chosen))
+    assert DIRECT.__name__ == _cpu.module_name("_direct", expected)
 
 
 def test_forcing_the_baseline():
