@@ -31,14 +31,15 @@ Geometry arguments (as in cyconv._im2col):
 Output pixel (oh, ow), tap (i, j) reads input row  ih = oh * sh - pad_top  + i * (dh + 1)
                                       and column  iw = ow * sw - pad_left + j * (dw + 1).
 
-Memory: besides y, a padded copy of (a chunk of) the input, at most about 4 MiB unless one image is
-larger, and the packed kernel.
+Work: parallel over bands of whole output rows of one image (about BAND_PIXELS pixels each); a band
+copies the input rows it reads, padded, into its thread's buffer, then computes its tiles. Memory:
+besides y, that buffer per thread (the band's input rows) and the packed kernel.
 
 This file is compiled once per CPU variant (cyconv._direct, cyconv._direct_avx2, ...; see setup.py
 and cyconv._cpu); the tile size follows the vector registers of the variant.
 """
 from cython cimport floating
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
@@ -90,10 +91,9 @@ cdef extern from *:
     enum: CYCONV_MAX_ROWS
     enum: CYCONV_MAX_TILE
 
-# Images whose padded copy fits in this many bytes are processed together (one chunk at least).
-cdef Py_ssize_t CHUNK_BYTES = 4 << 20
-# NHWC threads take TASK_TILES tiles of output pixels at a time (one index division per task).
-cdef Py_ssize_t TASK_TILES = 8
+# A thread's unit of work is a band of whole output rows of one image, of about this many pixels:
+# it copies the input rows the band reads, padded, into its own buffer, then computes the band.
+cdef Py_ssize_t BAND_PIXELS = 384
 
 
 cdef inline void _micro_kernel(Py_ssize_t rows, const floating** a, const Py_ssize_t* a_off,
@@ -177,36 +177,45 @@ cdef inline void _pack_kernel_nhwc(const floating[:, :, :, ::1] kernel, floating
             wp[((f // cols) * K + k) * cols + f % cols] = kf[f * K + k]
 
 
-cdef inline void _tiles_nhwc(const floating* xp, Py_ssize_t q0, Py_ssize_t q1, Py_ssize_t OH, Py_ssize_t OW,
-                             Py_ssize_t Hr, Py_ssize_t Wr, Py_ssize_t C, Py_ssize_t sh, Py_ssize_t sw,
-                             const Py_ssize_t* a_off, const Py_ssize_t* b_off, Py_ssize_t K,
-                             const floating* wp, const floating* bias, Py_ssize_t F,
-                             floating* y) noexcept nogil:
-    """Output pixels q0 .. q1 - 1 of the chunk (flat (n, oh, ow) index), every filter, in tiles of
-    rows pixels. xp is the chunk's padded input (n, Hr, Wr, C); y the chunk's output (pixels, F)."""
+cdef inline void _pad_rows_nhwc(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t ih0, Py_ssize_t rows,
+                                floating* buf, Py_ssize_t Wr, Py_ssize_t pad_left, floating pad) noexcept nogil:
+    """buf (rows, Wr, C) = input rows ih0 .. ih0 + rows - 1 of image n, columns -pad_left onwards,
+    pad_value outside the input."""
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t r
+    for r in range(rows):
+        if 0 <= ih0 + r < H:
+            _copy_padded(buf + r * Wr * C, &x[n, ih0 + r, 0, 0], Wr * C, 1, -pad_left * C, W * C, pad)
+        else:
+            _fill(buf + r * Wr * C, Wr * C, pad)
+
+
+cdef inline void _band_nhwc(const floating* buf, Py_ssize_t npix, Py_ssize_t OW, Py_ssize_t Wr, Py_ssize_t C,
+                            Py_ssize_t sh, Py_ssize_t sw, const Py_ssize_t* a_off, const Py_ssize_t* b_off,
+                            Py_ssize_t K, const floating* wp, const floating* bias, Py_ssize_t F,
+                            floating* y) noexcept nogil:
+    """The first npix output pixels of a band of output rows (pixel q in its row q // OW, column
+    q % OW), every filter: y[q * F + f]. buf holds the band's padded input rows (.., Wr, C). Tiles of
+    rows consecutive pixels, which may span two output rows."""
     cdef Py_ssize_t rows = CYCONV_PIXELS_F32 if floating is float else CYCONV_PIXELS_F64
     cdef Py_ssize_t cols = CYCONV_COLS_F32 if floating is float else CYCONV_COLS_F64
     cdef const floating* pixel[CYCONV_MAX_ROWS]
     cdef floating* dst[CYCONV_MAX_ROWS]
-    cdef Py_ssize_t n = q0 // (OH * OW), oh = q0 // OW % OH, ow = q0 % OW
-    cdef Py_ssize_t q = q0, r, blk, f0, nrows
-    while q < q1:
-        nrows = min(rows, q1 - q)
-        # Where each pixel's patch starts, walking (n, oh, ow); rows past q1 repeat the last pixel
+    cdef Py_ssize_t q = 0, oh = 0, ow = 0, r, blk, f0, nrows
+    while q < npix:
+        nrows = min(rows, npix - q)
+        # Where each pixel's patch starts, walking (oh, ow); rows past npix repeat the last pixel
         # (computed, never stored).
         for r in range(rows):
             if r >= nrows:
                 pixel[r] = pixel[nrows - 1]
                 continue
-            pixel[r] = xp + ((n * Hr + oh * sh) * Wr + ow * sw) * C
+            pixel[r] = buf + (oh * sh * Wr + ow * sw) * C
             dst[r] = y + (q + r) * F
             ow += 1
             if ow == OW:
                 ow = 0
                 oh += 1
-                if oh == OH:
-                    oh = 0
-                    n += 1
         for blk in range((F + cols - 1) // cols):
             f0 = blk * cols
             _micro_kernel(rows, pixel, a_off, wp + f0 * K, b_off, K, bias + f0, False, dst, nrows, min(cols, F - f0))
@@ -223,54 +232,47 @@ def direct_nhwc(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                 Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
     """y[n, oh, ow, f] = bias[f] + sum_{i, j, c} xpad[n, ih, iw, c] * kernel[f, i, j, c] (NHWC).
 
-    Per chunk of images: the region the convolution reads, (Hr, Wr) pixels per image, is copied with
-    its padding (parallel over rows); then tiles of consecutive output pixels are computed in parallel.
-    Raises MemoryError if the work buffers cannot be allocated."""
-    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    Parallel over bands of output rows; a band's input rows, (Hb, Wr) pixels at most, are copied with
+    their padding, then its tiles of consecutive output pixels computed. Raises MemoryError if the
+    work buffers cannot be allocated."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[3]
     cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
-    cdef Py_ssize_t rows = CYCONV_PIXELS_F32 if floating is float else CYCONV_PIXELS_F64
     cdef Py_ssize_t cols = CYCONV_COLS_F32 if floating is float else CYCONV_COLS_F64
     cdef Py_ssize_t K = kh * kw * C, blocks = (F + cols - 1) // cols
-    cdef Py_ssize_t Hr = (OH - 1) * sh + (kh - 1) * (dh + 1) + 1
+    cdef Py_ssize_t band = min(max(BAND_PIXELS // OW, 1), OH), bands = (OH + band - 1) // band
+    cdef Py_ssize_t Hb = (band - 1) * sh + (kh - 1) * (dh + 1) + 1
     cdef Py_ssize_t Wr = (OW - 1) * sw + (kw - 1) * (dw + 1) + 1
-    cdef Py_ssize_t image = Hr * Wr * C
-    cdef Py_ssize_t chunk = min(max(CHUNK_BYTES // (image * <Py_ssize_t>sizeof(floating)), 1), N)
+    cdef Py_ssize_t threads = max(num_threads, 1)
     cdef floating pad = <floating>pad_value
-    cdef Py_ssize_t b, n0, nn, M, t, r, i, j, c, ih
-    cdef floating* xp = <floating*>malloc(chunk * image * sizeof(floating))
+    cdef Py_ssize_t t, n, oh0, nb, i, j, c
+    cdef floating* buf
+    cdef floating* bufs = <floating*>malloc(threads * Hb * Wr * C * sizeof(floating))
     cdef floating* wp = <floating*>malloc(blocks * K * cols * sizeof(floating))
     cdef Py_ssize_t* a_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     cdef Py_ssize_t* b_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     try:
-        if not (xp and wp and a_off and b_off):
+        if not (bufs and wp and a_off and b_off):
             raise MemoryError("cyconv direct_nhwc: cannot allocate the work buffers")
         with nogil:
             _pack_kernel_nhwc(kernel, wp, cols)
-            # Term k = (i, j, c): its input value sits a_off[k] after the pixel's patch start in xp,
-            # its row of the kernel panel b_off[k] after the panel start.
+            # Term k = (i, j, c): its input value sits a_off[k] after the pixel's patch start in the
+            # band's buffer, its row of the kernel panel b_off[k] after the panel start.
             for i in range(kh):
                 for j in range(kw):
                     for c in range(C):
                         a_off[(i * kw + j) * C + c] = (i * (dh + 1) * Wr + j * (dw + 1)) * C + c
                         b_off[(i * kw + j) * C + c] = ((i * kw + j) * C + c) * cols
-            for b in range((N + chunk - 1) // chunk):
-                n0 = b * chunk
-                nn = min(chunk, N - n0)
-                M = nn * OH * OW
-                with parallel(num_threads=num_threads):
-                    for r in prange(nn * Hr, schedule="static"):
-                        ih = r % Hr - pad_top
-                        if 0 <= ih < H:
-                            _copy_padded(xp + r * Wr * C, &x[n0 + r // Hr, ih, 0, 0], Wr * C, 1,
-                                         -pad_left * C, W * C, pad)
-                        else:
-                            _fill(xp + r * Wr * C, Wr * C, pad)
-                    for t in prange((M + TASK_TILES * rows - 1) // (TASK_TILES * rows), schedule="static"):
-                        _tiles_nhwc(xp, t * TASK_TILES * rows, min((t + 1) * TASK_TILES * rows, M), OH, OW, Hr, Wr, C,
-                                    sh, sw, a_off, b_off, K, wp, &bias[0], F, &y[n0, 0, 0, 0])
+            for t in prange(N * bands, schedule="static", num_threads=num_threads):
+                n = t // bands
+                oh0 = t % bands * band
+                nb = min(band, OH - oh0)
+                buf = bufs + threadid() * Hb * Wr * C
+                _pad_rows_nhwc(x, n, oh0 * sh - pad_top, (nb - 1) * sh + (kh - 1) * (dh + 1) + 1, buf, Wr,
+                               pad_left, pad)
+                _band_nhwc(buf, nb * OW, OW, Wr, C, sh, sw, a_off, b_off, K, wp, &bias[0], F, &y[n, oh0, 0, 0])
     finally:
-        free(xp)
+        free(bufs)
         free(wp)
         free(a_off)
         free(b_off)
@@ -292,21 +294,48 @@ cdef inline void _pack_kernel_nchw(const floating[:, :, :, ::1] kernel, floating
             wp[((f // rows) * K + k) * rows + f % rows] = kf[f * K + k]
 
 
-cdef inline void _tile_nchw(const floating* src, const Py_ssize_t* a_off, const Py_ssize_t* b_off,
-                            Py_ssize_t K, const floating* wp, const floating* bias, Py_ssize_t F,
-                            floating* y, Py_ssize_t plane, Py_ssize_t npix) noexcept nogil:
-    """Output pixels y[f * plane + v] for v < npix (at most cols consecutive pixels of one output
-    row, whose first tap reads src + b_off[k] + v), every filter f."""
+cdef inline void _pad_rows_nchw(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t ih0, Py_ssize_t rows,
+                                floating* buf, Py_ssize_t Hb, Py_ssize_t sw, Py_ssize_t L, Py_ssize_t pad_left,
+                                floating pad) noexcept nogil:
+    """buf (C, Hb, sw, L)[c, r, phase, m] = input (c, ih0 + r, m * sw + phase - pad_left) of image n
+    for r < rows, pad_value outside the input: each padded row split into its sw column phases."""
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t c, r, phase
+    cdef floating* dst
+    for c in range(C):
+        for r in range(rows):
+            for phase in range(sw):
+                dst = buf + ((c * Hb + r) * sw + phase) * L
+                if 0 <= ih0 + r < H:
+                    _copy_padded(dst, &x[n, c, ih0 + r, 0], L, sw, phase - pad_left, W, pad)
+                else:
+                    _fill(dst, L, pad)
+
+
+cdef inline void _band_nchw(const floating* buf, Py_ssize_t nb, Py_ssize_t OW, Py_ssize_t sh, Py_ssize_t sw,
+                            Py_ssize_t L, const Py_ssize_t* a_off, const Py_ssize_t* b_off, Py_ssize_t K,
+                            const floating* wp, const floating* bias, Py_ssize_t F, floating* y,
+                            Py_ssize_t plane) noexcept nogil:
+    """nb output rows of a band, every filter: y[f * plane + oh * OW + ow]. buf holds the band's padded
+    input rows (C, Hb, sw, L); the pixels of output row oh, tap k start at buf + oh * sh * sw * L +
+    b_off[k]. Tiles of cols pixels of one row; when OW >= cols the last tile of a row ends at OW,
+    overlapping the one before (those pixels are computed twice, identically), so every tile is
+    full."""
     cdef Py_ssize_t rows = CYCONV_FILTERS_F32 if floating is float else CYCONV_FILTERS_F64
+    cdef Py_ssize_t cols = CYCONV_COLS_F32 if floating is float else CYCONV_COLS_F64
     cdef const floating* filt[CYCONV_MAX_ROWS]
     cdef floating* dst[CYCONV_MAX_ROWS]
-    cdef Py_ssize_t r, blk, f0
-    for blk in range((F + rows - 1) // rows):
-        f0 = blk * rows
-        for r in range(rows):
-            filt[r] = wp + f0 * K + r
-            dst[r] = y + (f0 + r) * plane
-        _micro_kernel(rows, filt, a_off, src, b_off, K, bias + f0, True, dst, min(rows, F - f0), npix)
+    cdef Py_ssize_t oh, tile, ow0, r, blk, f0
+    for oh in range(nb):
+        for tile in range((OW + cols - 1) // cols):
+            ow0 = max(min(tile * cols, OW - cols), 0)
+            for blk in range((F + rows - 1) // rows):
+                f0 = blk * rows
+                for r in range(rows):
+                    filt[r] = wp + f0 * K + r
+                    dst[r] = y + (f0 + r) * plane + oh * OW + ow0
+                _micro_kernel(rows, filt, a_off, buf + oh * sh * sw * L + ow0, b_off, K, bias + f0, True, dst,
+                              min(rows, F - f0), min(cols, OW))
 
 
 def direct_nchw(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
@@ -317,61 +346,50 @@ def direct_nchw(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                 Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
     """y[n, f, oh, ow] = bias[f] + sum_{c, i, j} xpad[n, c, ih, iw] * kernel[f, c, i, j] (NCHW).
 
-    Per chunk of images: the region the convolution reads is copied with its padding, each row split
-    into sw column phases of L values (parallel over rows); then tiles of up to cols output pixels of
-    one output row are computed in parallel. Raises MemoryError if the work buffers cannot be
-    allocated."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    Parallel over bands of output rows; a band's input rows are copied with their padding, each row
+    split into sw column phases of L values, then its rows computed. Raises MemoryError if the work
+    buffers cannot be allocated."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1]
     cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3]
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
     cdef Py_ssize_t rows = CYCONV_FILTERS_F32 if floating is float else CYCONV_FILTERS_F64
     cdef Py_ssize_t cols = CYCONV_COLS_F32 if floating is float else CYCONV_COLS_F64
     cdef Py_ssize_t K = C * kh * kw, blocks = (F + rows - 1) // rows
-    cdef Py_ssize_t Hr = (OH - 1) * sh + (kh - 1) * (dh + 1) + 1
-    cdef Py_ssize_t tiles = (OW + cols - 1) // cols
-    # Phase row length: the last tile reads up to tiles * cols - 1 + the largest tap shift.
-    cdef Py_ssize_t L = tiles * cols + (kw - 1) * (dw + 1) // sw
-    cdef Py_ssize_t image = C * Hr * sw * L
-    cdef Py_ssize_t chunk = min(max(CHUNK_BYTES // (image * <Py_ssize_t>sizeof(floating)), 1), N)
+    cdef Py_ssize_t band = min(max(BAND_PIXELS // OW, 1), OH), bands = (OH + band - 1) // band
+    cdef Py_ssize_t Hb = (band - 1) * sh + (kh - 1) * (dh + 1) + 1
+    # Phase row length: tiles read pixels up to max(OW, cols) - 1, plus the largest tap shift.
+    cdef Py_ssize_t L = max(OW, cols) + (kw - 1) * (dw + 1) // sw
+    cdef Py_ssize_t threads = max(num_threads, 1)
     cdef floating pad = <floating>pad_value
-    cdef Py_ssize_t b, n0, nn, t, r, n, c, i, j, u, ih, phase, oh, ow0
-    cdef floating* xp = <floating*>malloc(chunk * image * sizeof(floating))
+    cdef Py_ssize_t t, n, oh0, nb, c, i, j, u
+    cdef floating* buf
+    cdef floating* bufs = <floating*>malloc(threads * C * Hb * sw * L * sizeof(floating))
     cdef floating* wp = <floating*>malloc(blocks * K * rows * sizeof(floating))
     cdef Py_ssize_t* a_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     cdef Py_ssize_t* b_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     try:
-        if not (xp and wp and a_off and b_off):
+        if not (bufs and wp and a_off and b_off):
             raise MemoryError("cyconv direct_nchw: cannot allocate the work buffers")
         with nogil:
             _pack_kernel_nchw(kernel, wp, rows)
             # Term k = (c, i, j): its weights are row k of the filter panel; its input values, for
-            # the tile's pixels, start b_off[k] after the tile's start in xp (n, c, Hr, sw, L).
+            # a tile's pixels, start b_off[k] after the tile's start in the band's buffer.
             for c in range(C):
                 for i in range(kh):
                     for j in range(kw):
                         u = j * (dw + 1)
                         a_off[(c * kh + i) * kw + j] = ((c * kh + i) * kw + j) * rows
-                        b_off[(c * kh + i) * kw + j] = ((c * Hr + i * (dh + 1)) * sw + u % sw) * L + u // sw
-            for b in range((N + chunk - 1) // chunk):
-                n0 = b * chunk
-                nn = min(chunk, N - n0)
-                with parallel(num_threads=num_threads):
-                    for r in prange(nn * C * Hr, schedule="static"):
-                        ih = r % Hr - pad_top
-                        for phase in range(sw):
-                            if 0 <= ih < H:
-                                _copy_padded(xp + (r * sw + phase) * L, &x[n0 + r // (C * Hr), r // Hr % C, ih, 0],
-                                             L, sw, phase - pad_left, W, pad)
-                            else:
-                                _fill(xp + (r * sw + phase) * L, L, pad)
-                    for t in prange(nn * OH * tiles, schedule="static"):
-                        n = t // (OH * tiles)
-                        oh = t // tiles % OH
-                        ow0 = t % tiles * cols
-                        _tile_nchw(xp + ((n * C * Hr + oh * sh) * sw) * L + ow0, a_off, b_off, K, wp, &bias[0],
-                                   F, &y[n0 + n, 0, oh, ow0], OH * OW, min(cols, OW - ow0))
+                        b_off[(c * kh + i) * kw + j] = ((c * Hb + i * (dh + 1)) * sw + u % sw) * L + u // sw
+            for t in prange(N * bands, schedule="static", num_threads=num_threads):
+                n = t // bands
+                oh0 = t % bands * band
+                nb = min(band, OH - oh0)
+                buf = bufs + threadid() * C * Hb * sw * L
+                _pad_rows_nchw(x, n, oh0 * sh - pad_top, (nb - 1) * sh + (kh - 1) * (dh + 1) + 1, buf, Hb, sw,
+                               L, pad_left, pad)
+                _band_nchw(buf, nb, OW, sh, sw, L, a_off, b_off, K, wp, &bias[0], F, &y[n, 0, oh0, 0], OH * OW)
     finally:
-        free(xp)
+        free(bufs)
         free(wp)
         free(a_off)
         free(b_off)
