@@ -88,15 +88,13 @@ class BuildExtWithOptionalOpenMP(build_ext):
         use_openmp = (
             unix and os.environ.get("CYCONV_NO_OPENMP") != "1" and compiler_has_openmp(self.compiler)
         )
-        cpu_flags = {name: [f"-m{feature}" for feature in features] for name, features in CPU_VARIANTS.items()}
-        self.extensions = [
-            ext for ext in self.extensions
-            if ext.name not in variant_of or (unix and compiler_targets_x86_64(self.compiler, cpu_flags[variant_of[ext.name]]))
-        ]
+        flags = {name: [f"-m{feature}" for feature in features] for name, features in CPU_VARIANTS.items()}
+        buildable = {name: unix and compiler_targets_x86_64(self.compiler, flags[name]) for name in flags}
+        self.extensions = [e for e in self.extensions if e.name not in variant_of or buildable[variant_of[e.name]]]
         for ext in self.extensions:
             ext.extra_compile_args = (["-O3"] if unix else []) + (["-fopenmp"] if use_openmp else [])
             if ext.name in variant_of:
-                ext.extra_compile_args += cpu_flags[variant_of[ext.name]]
+                ext.extra_compile_args += flags[variant_of[ext.name]]
             elif NATIVE and unix:
                 ext.extra_compile_args += ["-march=native"]
             ext.extra_link_args = ["-fopenmp"] if use_openmp else []
