@@ -26,7 +26,7 @@ DEBUG = os.environ.get("CYCONV_CYTHON_DEBUG") == "1"
 NATIVE = os.environ.get("CYCONV_NATIVE") == "1"
 
 # Modules compiled once per CPU variant (the others are compiled once, for the baseline).
-VARIANT_MODULES = ["_direct"]
+VARIANT_MODULES = ["_depthwise", "_direct"]
 CPU_VARIANTS = runpy.run_path(os.path.join("cyconv", "_cpu.py"))["VARIANTS"]
 VARIANT_STUBS = os.path.join("build", "cpu_variants")
 

@@ -18,6 +18,7 @@ import sys
 import sysconfig
 
 import cyconv
+from cyconv import _cpu
 
 OPENMP_RUNTIMES = ("libgomp", "libomp", "libiomp")
 SYSTEM_SONAMES = ("libgomp.so.1", "libomp.so", "libiomp5.so")
@@ -52,7 +53,9 @@ def problems(mode, package, libs):
     if not modules:
         return [f"no compiled module in {package}"]
     for module in modules:
-        importlib.import_module(f"cyconv.{os.path.basename(module).split('.')[0]}")
+        name = os.path.basename(module).split(".")[0]
+        if _cpu.runs_here(name):  # a CPU variant this CPU lacks would die importing (its ldd still counts)
+            importlib.import_module(f"cyconv.{name}")
     found, linked = [], {os.path.basename(module): linked_openmp(module) for module in modules}
     mapped = mapped_openmp()
     if mode == "none":

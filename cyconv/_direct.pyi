@@ -35,3 +35,7 @@ def direct_nchw(
     pad_value: float,
     num_threads: int,
 ) -> None: ...
+def work_bytes(
+    nchw: bool, channels: int, filters: int, out_h: int, out_w: int, kh: int, kw: int,
+    sh: int, sw: int, dh: int, dw: int, itemsize: int, num_threads: int,
+) -> int: ...

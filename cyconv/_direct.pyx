@@ -96,6 +96,22 @@ cdef extern from *:
 cdef Py_ssize_t BAND_PIXELS = 384
 
 
+def work_bytes(bint nchw, object channels, object filters, object out_h, object out_w, object kh, object kw,
+               object sh, object sw, object dh, object dw, object itemsize, object num_threads):
+    """An upper bound of the bytes the work buffers of one direct_nhwc (nchw false) or direct_nchw
+    call allocate, computed with Python ints: a geometry whose buffers could not exist (huge strides
+    or dilations) gives a huge number, never an overflow. The caller refuses those before calling."""
+    cols = CYCONV_COLS_F32 if itemsize == 4 else CYCONV_COLS_F64
+    band = min(max(BAND_PIXELS // out_w, 1), out_h)
+    rows_read = (band - 1) * sh + (kh - 1) * (dh + 1) + 1
+    if nchw:
+        row = sw * (max(out_w, cols) + (kw - 1) * (dw + 1) // sw)
+    else:
+        row = (out_w - 1) * sw + (kw - 1) * (dw + 1) + 1
+    taps = channels * kh * kw
+    return itemsize * (max(num_threads, 1) * rows_read * row * channels + (filters + cols) * taps) + 16 * taps
+
+
 cdef inline void _micro_kernel(Py_ssize_t rows, const floating** a, const Py_ssize_t* a_off,
                                const floating* b, const Py_ssize_t* b_off, Py_ssize_t K,
                                const floating* bias, bint bias_per_row,

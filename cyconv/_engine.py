@@ -13,7 +13,8 @@ Algorithms (the forward pass and the input gradient; the kernel gradient is "gem
   "gemm"          im2col + GEMM, fused per core (cyconv._gemm): any geometry, any groups.
   "winograd"      Winograd F(2x2, 3x3) (cyconv._winograd): 3x3 kernels at stride 1, no groups.
   "winograd_4x4"  Winograd F(4x4, 3x3): fewer products, 15-25x less exact; only when asked for.
-  "direct"        loops over the taps, no patch matrix: depthwise convolutions (cyconv._depthwise).
+  "direct"        loops over the taps, no patch matrix: register-tiled for convolutions without
+                  groups (cyconv._direct), per channel for depthwise ones (cyconv._depthwise).
   "auto"          _choose's rule.
 
 How the work is cut (sizes depend on the problem only, never on the thread count, so that
@@ -33,10 +34,15 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import _config, _depthwise, _gemm, _padding, _winograd
+from . import _config, _cpu, _gemm, _padding, _winograd
 from ._blas_threads import one_blas_thread
 from ._geometry import Geometry
 from ._problems import is_depthwise, winograd_applies
+from ._validation import check_memory
+
+# The modules compiled in CPU variants: the best this CPU runs (cyconv._cpu).
+_direct = _cpu.load("_direct")
+_depthwise = _cpu.load("_depthwise")
 
 # A block of the patch matrix this size stays in a core's L2 cache while it is multiplied.
 BLOCK_BYTES = 256 * 2**10
@@ -104,21 +110,47 @@ def _unpadded(problem):
                    geometry=_padding.padded_geometry(g), padding_mode="constant")
 
 
-# "auto" takes Winograd F(2x2, 3x3) when it applies and both the channels and the filters reach
-# this: below it the transforms cost more than the products save.
-WINOGRAD_MIN_CHANNELS = 16
+# "auto"'s thresholds (see _choose).
+WINOGRAD_MIN_CHANNELS = 32
+WINOGRAD_MIN_PRODUCT = 64 * 64
+DIRECT_MAX_NCHW_CHANNELS = 32
+# The direct kernels copy the input rows a band of outputs reads, padded, per thread: "auto" takes
+# them only while that stays this small (huge strides or dilations make those rows huge).
+DIRECT_WORK_BYTES = 64 * 2**20
 
 
 def _choose(problem):
-    """The algorithm that computes the problem's forward pass and input gradient."""
+    """The algorithm that computes the problem's forward pass and input gradient.
+
+    "auto", from measurements on 2 cores (AVX-512, float32; benchmarks/ and the README): a
+    depthwise convolution runs on its direct kernels; other grouped ones on GEMM. Without groups,
+    Winograd F(2x2, 3x3) where it applies and the layer is wide (at least WINOGRAD_MIN_CHANNELS
+    channels and filters, and WINOGRAD_MIN_PRODUCT their product: below, its transforms cost more
+    than they save); else the register-tiled direct kernels, which beat im2col-GEMM on every NHWC
+    layer measured (1x1 to 7x7, 1 to 256 channels) and on NCHW layers of up to
+    DIRECT_MAX_NCHW_CHANNELS channels; else im2col-GEMM."""
     if problem.algorithm != "auto":
         return problem.algorithm
-    if is_depthwise(problem.groups, problem.channels):
+    channels, filters = problem.channels, problem.filters
+    if is_depthwise(problem.groups, channels):
         return "direct"
-    if (winograd_applies(problem.geometry, problem.groups)
-            and min(problem.channels, problem.filters) >= WINOGRAD_MIN_CHANNELS):
+    if problem.groups > 1:
+        return "gemm"
+    if (winograd_applies(problem.geometry, problem.groups) and min(channels, filters) >= WINOGRAD_MIN_CHANNELS
+            and channels * filters >= WINOGRAD_MIN_PRODUCT):
         return "winograd"
+    if (problem.layout == "NHWC" or channels <= DIRECT_MAX_NCHW_CHANNELS) and _direct_work(problem) <= DIRECT_WORK_BYTES:
+        return "direct"
     return "gemm"
+
+
+def _direct_work(problem):
+    """Bytes of the direct kernels' work buffers for the problem (without groups)."""
+    g = problem.geometry
+    return _direct.work_bytes(problem.layout == "NCHW", problem.channels, problem.filters, g.out_h, g.out_w,
+                              g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w,
+                              problem.dtype.itemsize, _threads(problem))
+
 
 
 def forward(problem):
@@ -130,7 +162,7 @@ def forward(problem):
     if algorithm.startswith("winograd"):
         return _winograd_forward(problem, 4 if algorithm == "winograd_4x4" else 2)
     if algorithm == "direct":
-        return _depthwise_forward(problem)
+        return _direct_forward(problem)
     return _gemm_forward(problem)
 
 
@@ -139,10 +171,16 @@ def _strides_dilations_pads(geometry):
     return g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left
 
 
-def _depthwise_forward(problem):
-    bias = np.empty(0, dtype=problem.dtype) if problem.bias is None else problem.bias
+def _direct_forward(problem):
+    nhwc = problem.layout == "NHWC"
+    if is_depthwise(problem.groups, problem.channels):
+        kernel = _depthwise.forward_nhwc if nhwc else _depthwise.forward_nchw
+        bias = np.empty(0, dtype=problem.dtype) if problem.bias is None else problem.bias
+    else:
+        check_memory(f"the direct kernels' work buffers for {problem.geometry}", _direct_work(problem))
+        kernel = _direct.direct_nhwc if nhwc else _direct.direct_nchw
+        bias = np.zeros(problem.filters, dtype=problem.dtype) if problem.bias is None else problem.bias
     y = np.empty(problem.output_shape, dtype=problem.dtype)
-    kernel = _depthwise.forward_nhwc if problem.layout == "NHWC" else _depthwise.forward_nchw
     kernel(problem.x, problem.kernel, bias, y, *_strides_dilations_pads(problem.geometry), problem.pad_value,
            _threads(problem))
     return y
@@ -194,7 +232,7 @@ def backward(problem, grad_y):
 def kernel_grad(problem, grad_y):
     """(grad_kernel, grad_bias): dL/dkernel for grad_y = dL/dy, and grad_y summed per filter."""
     problem = _unpadded(problem)
-    if _choose(problem) == "direct":
+    if _choose(problem) == "direct" and is_depthwise(problem.groups, problem.channels):
         grad_kernel = np.empty_like(problem.kernel)
         grad_bias = np.empty(problem.filters)
         kernel = _depthwise.kernel_grad_nhwc if problem.layout == "NHWC" else _depthwise.kernel_grad_nchw
@@ -232,7 +270,7 @@ def input_grad(problem, grad_y, bias=None):
     """dL/dx for grad_y = dL/dy, plus `bias` (C,) per channel when given: the output of the
     transposed convolution of grad_y. Only the problem's geometry, kernel and shapes are used."""
     g = problem.geometry
-    if _choose(problem) == "direct":
+    if _choose(problem) == "direct" and is_depthwise(problem.groups, problem.channels):
         grad_x = np.empty(problem.input_shape, dtype=problem.dtype)
         kernel = _depthwise.input_grad_nhwc if problem.layout == "NHWC" else _depthwise.input_grad_nchw
         kernel(grad_y, problem.kernel, grad_x, *_strides_dilations_pads(g), _threads(problem))

@@ -46,7 +46,7 @@ PADDING_MODES = {
 # algorithm: how the forward pass and the input gradient are computed (the kernel gradient is
 # im2col-GEMM but for 'direct' depthwise convolutions). 'winograd' is F(2x2, 3x3), about as exact
 # as im2col-GEMM; 'winograd_4x4' is F(4x4, 3x3), faster and 15-25x less exact, used only when
-# asked for; 'direct' loops over the taps without forming patches (depthwise convolutions).
+# asked for; 'direct' loops over the taps without forming patches (no groups, or depthwise).
 ALGORITHMS = ("auto", "gemm", "winograd", "winograd_4x4", "direct")
 
 
@@ -57,13 +57,13 @@ def winograd_applies(geometry, groups):
 
 
 def is_depthwise(groups, channels):
-    """One group per channel: each output channel reads one input channel."""
-    return groups == channels
+    """One group per channel of several: each output channel reads one input channel."""
+    return groups == channels > 1
 
 
 def direct_applies(groups, channels):
-    """The direct kernels compute depthwise convolutions."""
-    return is_depthwise(groups, channels)
+    """The direct kernels compute convolutions without groups and depthwise ones."""
+    return groups == 1 or is_depthwise(groups, channels)
 
 
 def _algorithm(algorithm, geometry, groups, channels):
@@ -79,8 +79,8 @@ def _algorithm(algorithm, geometry, groups, channels):
         )
     if algorithm == "direct" and not direct_applies(groups, channels):
         raise ValueError(
-            f"algorithm 'direct' computes depthwise convolutions (groups equal to the {channels} channels), "
-            f"got groups={groups}"
+            f"algorithm 'direct' computes convolutions without groups (groups=1) or depthwise ones (groups equal "
+            f"to the {channels} channels), got groups={groups}"
         )
     return algorithm
 

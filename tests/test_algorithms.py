@@ -9,6 +9,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import cyconv
+from cyconv import _engine
+from cyconv._problems import conv_problem
 from helpers import (DTYPES, FD_TOL, LAYOUTS, assert_within_bound, error_bound, from_layout, gamma, to_layout,
                      winograd_error_bound)
 from reference import conv2d_reference, direct_reference, finite_difference_grad, grouped_conv2d_reference
@@ -141,24 +143,23 @@ def test_input_gradient_is_the_adjoint(algorithm, case):
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_auto_takes_winograd_for_3x3_stride_1_with_enough_channels(layout):
-    # Every algorithm is deterministic, so a bit-for-bit match shows which one ran.
+def test_what_auto_takes(layout):
     rng = np.random.default_rng(4)
-    for channels, expected in ((16, "winograd"), (8, "gemm")):
+    cases = [  # (channels, filters, kernel size, stride, groups, the algorithm "auto" takes)
+        (64, 64, 3, 1, 1, "winograd"),     # wide 3x3 stride-1 layers
+        (16, 64, 3, 1, 1, "direct"),       # narrow ones
+        (3, 32, 7, 2, 1, "direct"),        # few channels
+        (4, 8, 3, 1, 2, "gemm"),           # groups that are not depthwise
+        (64, 32, 3, 2, 1, "direct" if layout == "NHWC" else "gemm"),  # NCHW with many channels
+    ]
+    for channels, filters, k, stride, groups, expected in cases:
         x = to_layout(rng.standard_normal((2, 9, 8, channels)).astype(np.float32), layout)
-        kernel = to_layout(rng.standard_normal((16, 3, 3, channels)).astype(np.float32), layout)
-        auto = cyconv.conv2d(x, kernel, padding="SAME", layout=layout)
-        chosen = cyconv.conv2d(x, kernel, padding="SAME", layout=layout, algorithm=expected)
-        other = cyconv.conv2d(x, kernel, padding="SAME", layout=layout,
-                              algorithm="gemm" if expected == "winograd" else "winograd")
-        assert np.array_equal(auto, chosen) and not np.array_equal(auto, other)
-    # never F(4x4, 3x3), and never Winograd where it does not apply
-    x = to_layout(rng.standard_normal((2, 9, 8, 32)).astype(np.float32), layout)
-    kernel = to_layout(rng.standard_normal((32, 3, 3, 32)).astype(np.float32), layout)
-    four = cyconv.conv2d(x, kernel, padding="SAME", layout=layout, algorithm="winograd_4x4")
-    assert not np.array_equal(cyconv.conv2d(x, kernel, padding="SAME", layout=layout), four)
-    assert np.array_equal(cyconv.conv2d(x, kernel, strides=2, layout=layout),
-                          cyconv.conv2d(x, kernel, strides=2, layout=layout, algorithm="gemm"))
+        kernel = to_layout(rng.standard_normal((filters, k, k, channels // groups)).astype(np.float32), layout)
+        problem = conv_problem(x, kernel, None, stride, 0, "SAME", layout, groups=groups)
+        assert _engine._choose(problem) == expected, (channels, filters, k, stride, groups)
+        # and "auto" computes what the chosen algorithm computes (each is deterministic)
+        args = dict(strides=stride, padding="SAME", layout=layout, groups=groups)
+        assert np.array_equal(cyconv.conv2d(x, kernel, **args), cyconv.conv2d(x, kernel, algorithm=expected, **args))
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -220,7 +221,8 @@ def test_layers_and_the_transposed_convolution_take_the_algorithm():
     (lambda x, k: cyconv.conv1d(x[:, 0], k[:, 0], algorithm="winograd"), r"got a 1x3 kernel"),
     (lambda x, k: cyconv.Convolution(x.shape, 6, 5, algorithm="winograd"), r"got a 5x5 kernel"),
     (lambda x, k: cyconv.conv2d(x, k[:, :, :, :2], groups=2, algorithm="direct"),
-     r"algorithm 'direct' computes depthwise convolutions \(groups equal to the 4 channels\), got groups=2"),
+     r"algorithm 'direct' computes convolutions without groups \(groups=1\) or depthwise ones \(groups equal "
+     r"to the 4 channels\), got groups=2"),
 ])
 def test_an_algorithm_that_does_not_apply_is_refused(call, pattern):
     x, kernel = np.ones((2, 7, 6, 4)), np.ones((6, 3, 3, 4))

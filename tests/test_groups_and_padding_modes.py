@@ -8,7 +8,7 @@ from hypothesis import given
 import cyconv
 from helpers import FD_TOL, assert_within_bound, from_layout, gamma, to_layout
 from reference import finite_difference_grad, grouped_conv2d_reference, pad_reference
-from strategies import grouped_cases
+from strategies import grouped_cases, resolved_pads
 
 NO_PADS = ((0, 0), (0, 0))
 
@@ -88,19 +88,17 @@ def test_input_gradient_is_the_adjoint_of_the_convolution(case):
 @pytest.mark.parametrize("multiplier", [1, 3])
 def test_depthwise_conv2d_is_conv2d_with_one_group_per_channel(layout, multiplier):
     rng = np.random.default_rng(3)
-    x = to_layout(rng.standard_normal((2, 7, 6, 4)), layout)
-    kernel = to_layout(rng.standard_normal((4 * multiplier, 3, 3, 1)), layout)
+    x, kernel = rng.standard_normal((2, 7, 6, 4)), rng.standard_normal((4 * multiplier, 3, 3, 1))
     bias = rng.standard_normal(4 * multiplier)
     args = dict(strides=2, dilations=1, padding="SAME", layout=layout)
-    y = cyconv.depthwise_conv2d(x, kernel, bias, **args)
-    np.testing.assert_array_equal(y, cyconv.conv2d(x, kernel, bias, groups=4, **args))
-    # output channel c * M + m is channel c convolved with its own filter
-    for c in range(4):
-        for m in range(multiplier):
-            f = c * multiplier + m
-            alone = cyconv.conv2d(np.take(x, [c], axis=3 if layout == "NHWC" else 1), kernel[f:f + 1], bias[f:f + 1],
-                                  **args)
-            np.testing.assert_array_equal(np.take(y, [f], axis=3 if layout == "NHWC" else 1), alone)
+    y = cyconv.depthwise_conv2d(to_layout(x, layout), to_layout(kernel, layout), bias, **args)
+    np.testing.assert_array_equal(y, cyconv.conv2d(to_layout(x, layout), to_layout(kernel, layout), bias, groups=4,
+                                                   **args))
+    # output channel c * M + m is channel c convolved with its own filter: one group per channel
+    pads = resolved_pads("SAME", (7, 6), (3, 3), (2, 2), (1, 1))
+    expected = grouped_conv2d_reference(x, kernel, bias, (2, 2), (1, 1), pads, groups=4)
+    abs_sum = grouped_conv2d_reference(np.abs(x), np.abs(kernel), np.abs(bias), (2, 2), (1, 1), pads, groups=4)
+    assert_within_bound(from_layout(y, layout), expected, abs_sum, 3 * 3 + 1)
 
 
 @pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])

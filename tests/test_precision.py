@@ -1,9 +1,10 @@
 """Precision: every element of conv2d's and conv2d_backward's results lies within the rounding
 bound of its sum (tests/helpers.py: (gamma_K(u) + 2 gamma_K(2**-53)) * sum|terms|), in float32
 and float64, on sums of up to 4609 terms; the bound fails deliberately broken computations; and
-float32 results really are computed in float32. That is im2col-GEMM's bound (algorithm="gemm");
-Winograd, which "auto" takes for 3x3 stride-1 layers, is held to its own derived bound at the end
-(tests/helpers.py's winograd_error_bound, derived in tests/test_winograd.py).
+float32 results really are computed in float32. That is the bound of every algorithm that sums the
+K terms themselves, im2col-GEMM (algorithm="gemm") and the direct kernels ("direct"), each tested;
+Winograd, which "auto" takes for wide 3x3 stride-1 layers, is held to its own derived bound at the
+end (tests/helpers.py's winograd_error_bound, derived in tests/test_winograd.py).
 
 The bound holds for any summation order, so these tests pass on every BLAS kernel;
 test_precision_blas_kernels.py runs this module under each OpenBLAS kernel the machine can run.
@@ -46,6 +47,9 @@ from helpers import (
 from reference import conv2d_reference, finite_difference_grad
 
 SAME3 = ((1, 1), (1, 1))  # SAME for a 3x3 kernel at stride 1
+# The algorithms that sum every term of a result themselves (the K-term bound is theirs); the
+# direct kernels compute the forward pass and grad_x (the kernel gradient is im2col-GEMM's).
+ALGORITHMS = ("gemm", "direct")
 KINDS = ("normal", "positive")
 
 
@@ -87,14 +91,14 @@ def forward_problem(name, kind):
     return read_only(x, kernel, bias, expected, abs_sum) + (int(np.prod(k_shape[1:])) + 1,)
 
 
-def forward(name, kind, layout, dtype=np.float32, kernel=None):
+def forward(name, kind, layout, dtype=np.float32, kernel=None, algorithm="gemm"):
     """cyconv's y of FORWARD[name] in NHWC (kernel: another kernel in its place)."""
     _, _, strides, dilations, pads, pad_value = FORWARD[name]
     x, true_kernel, bias = forward_problem(name, kind)[:3]
     kernel = true_kernel if kernel is None else kernel
     x, kernel = to_layout(x, layout).astype(dtype), to_layout(kernel, layout).astype(dtype)
     y = cyconv.conv2d(x, kernel, bias.astype(dtype), strides, dilations, pads, layout=layout,
-                      pad_value=pad_value, algorithm="gemm")
+                      pad_value=pad_value, algorithm=algorithm)
     assert y.dtype == dtype
     return from_layout(y, layout)
 
@@ -103,9 +107,10 @@ def forward(name, kind, layout, dtype=np.float32, kernel=None):
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("name", list(FORWARD))
-def test_forward_within_the_bound(name, kind, layout, dtype):
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_forward_within_the_bound(algorithm, name, kind, layout, dtype):
     _, _, _, expected, abs_sum, terms = forward_problem(name, kind)
-    assert_within_bound(forward(name, kind, layout, dtype), expected, abs_sum, terms)
+    assert_within_bound(forward(name, kind, layout, dtype, algorithm=algorithm), expected, abs_sum, terms)
 
 
 # ----------------------------------------------------------------------------- backward
@@ -168,11 +173,11 @@ def backward_problem(kind):
 RESULTS = ("grad_x", "grad_kernel", "grad_bias")
 
 
-def backward(kind, result, layout, dtype=np.float32):
+def backward(kind, result, layout, dtype=np.float32, algorithm="gemm"):
     """cyconv's `result` of backward_problem(kind), NHWC."""
     (gy, x, kernel), *_ = backward_problem(kind)[result]
     grads = cyconv.conv2d_backward(*(to_layout(a, layout).astype(dtype) for a in (gy, x, kernel)),
-                                   padding="SAME", layout=layout, algorithm="gemm")
+                                   padding="SAME", layout=layout, algorithm=algorithm)
     got = grads[RESULTS.index(result)]
     assert got.dtype == dtype
     return got if result == "grad_bias" else from_layout(got, layout)
@@ -182,9 +187,10 @@ def backward(kind, result, layout, dtype=np.float32):
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("result", RESULTS)
-def test_backward_within_the_bound(result, kind, layout, dtype):
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_backward_within_the_bound(algorithm, result, kind, layout, dtype):
     _, expected, abs_sum, terms = backward_problem(kind)[result]
-    assert_within_bound(backward(kind, result, layout, dtype), expected, abs_sum, terms)
+    assert_within_bound(backward(kind, result, layout, dtype, algorithm), expected, abs_sum, terms)
 
 
 # ----------------------------------------------------------------------------- the bound has teeth
@@ -196,15 +202,16 @@ FLOAT32_CHECKED = [(result, layout) for result in ("y",) + RESULTS for layout in
                    if result != "grad_bias"]
 
 
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("result, layout", FLOAT32_CHECKED)
-def test_float32_results_are_computed_in_float32(result, layout):
+def test_float32_results_are_computed_in_float32(result, layout, algorithm):
     """On thousands of same-signed terms a float32 computation misses the float64 result by more
     than one rounding somewhere; a float64 computation rounded to float32 never does."""
     if result == "y":
-        got = forward("3x3-C512", "positive", layout)
+        got = forward("3x3-C512", "positive", layout, algorithm=algorithm)
         expected, abs_sum, terms = forward_problem("3x3-C512", "positive")[3:]
     else:
-        got = backward("positive", result, layout)
+        got = backward("positive", result, layout, algorithm=algorithm)
         _, expected, abs_sum, terms = backward_problem("positive")[result]
     assert_float32_arithmetic(got, expected, abs_sum, terms)
 
