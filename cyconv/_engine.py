@@ -23,8 +23,8 @@ results are identical for any number of threads):
   - The kernel gradient is summed as partial sums over (parts of the rows) x (groups) x (parts of
     a group's columns): at least PARTIAL_UNITS units of work, added in a fixed order.
   - The input gradient of a stride-1 convolution is itself a convolution of grad_y with the
-    flipped kernel (so every forward algorithm serves it); with strides, grad_y @ kernel is
-    formed a round of images at a time and added back into grad_x (col2im).
+    flipped kernel (so every forward algorithm serves it); with strides, or few channels,
+    grad_y @ kernel is formed a round of images at a time and added back into grad_x (col2im).
   - Padding modes other than a constant pad x first (cyconv._padding) and fold the gradient back.
   - The scratch memory of a call stays within cyconv.get_max_workspace() (but never less than
     one block per thread and one image's round).
@@ -114,6 +114,11 @@ def _unpadded(problem):
 WINOGRAD_MIN_CHANNELS = 32
 WINOGRAD_MIN_PRODUCT = 64 * 64
 DIRECT_MAX_NCHW_CHANNELS = 32
+# grad_x of a stride-1 convolution is the convolution of grad_y with the flipped kernel, whose
+# filters are x's channels: with this few channels per group that convolution has too few filters
+# for its kernels to be efficient, and "auto" forms grad_y @ kernel and adds it back (col2im)
+# instead, as at strides above 1 (measured 1.2-5x faster for 1 to 16 channels, 2.2x slower at 32).
+GRAD_X_PRODUCT_MAX_CHANNELS = 16
 # The direct kernels copy the input rows a band of outputs reads, padded, per thread: "auto" takes
 # them only while that stays this small (huge strides or dilations make those rows huge).
 DIRECT_WORK_BYTES = 64 * 2**20
@@ -275,7 +280,8 @@ def input_grad(problem, grad_y, bias=None):
         kernel = _depthwise.input_grad_nhwc if problem.layout == "NHWC" else _depthwise.input_grad_nchw
         kernel(grad_y, problem.kernel, grad_x, *_strides_dilations_pads(g), _threads(problem))
         return grad_x if bias is None else grad_x + (bias if problem.layout == "NHWC" else bias[:, None, None])
-    if (g.stride_h, g.stride_w) == (1, 1):
+    few_channels = problem.channels // problem.groups <= GRAD_X_PRODUCT_MAX_CHANNELS
+    if (g.stride_h, g.stride_w) == (1, 1) and not (problem.algorithm == "auto" and few_channels):
         return forward(_flipped_problem(problem, grad_y, bias))
     f, groups = problem.filters, problem.groups
     wm = problem.kernel.reshape(f, -1)
