@@ -62,7 +62,7 @@ def not_applicable(contender, spec):
     if contender.library == "documents":
         return f"the documents' method has no {thing}"
     if contender.library == "bare GEMM":
-        return f"the bare GEMM stands for a plain convolution's products, not a {thing}'s"
+        return f"the bare GEMM times the products of a plain convolution, not of a {thing}"
     return None
 
 
