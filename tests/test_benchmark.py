@@ -299,13 +299,15 @@ def test_pytorch_computes_grouped_and_transposed_layers_as_cyconv(spec, memory_f
 
 
 def test_not_applicable_contenders_are_skipped_for_their_layer_only(capsys):
-    """Layer 9 (depthwise) then layer 0, real workers, no PyTorch: the documents' method and the bare
-    GEMM are n/a on layer 9 (with notes; cyconv's results there are noted as unchecked) and run
-    and are compared on layer 0."""
-    settings = Settings(layers=(9, 0), layouts=("NCHW",), rounds=1, quick=True, with_torch=False,
+    """Layers 9 (depthwise), 10 (transposed) then 0, real workers, no PyTorch: the documents' method
+    and the bare GEMM are n/a on layers 9 and 10 (with notes; cyconv's results there are noted as
+    unchecked, and timed) and run and are compared on layer 0."""
+    settings = Settings(layers=(9, 10, 0), layouts=("NCHW",), rounds=1, quick=True, with_torch=False,
                         plan=BlockPlan(warmup_seconds=0.01, timed_seconds=0.01))
     suite = run_suite(settings, lambda layer: None)
-    depthwise, plain = suite["layers"]
+    depthwise, transposed, plain = suite["layers"]
+    assert set(transposed["not_applicable"]) == {"documents", "bare GEMM"}
+    assert all(row["ok"] for row in results.layer_rows(transposed, ["NCHW"]))
     assert set(depthwise["not_applicable"]) == {"documents", "bare GEMM"}
     assert set(depthwise["contenders"]) == {"cyconv NCHW"} and depthwise["checks"]["NCHW"]["comparisons"] == {}
     assert "NCHW: cyconv's results not checked (no other contender computed this layer)" in depthwise["notes"]
