@@ -24,8 +24,9 @@ grad_kernel is u's kernel gradient with x = grad_y and grad_y = x (K = N * OH * 
 grad_bias sums grad_y over N * H * W pixels. S comes from the same documents' calls on those
 absolute values.
 
-A 3x3 stride-1 layer without groups, not transposed, may have its y and grad_x from Winograd F(m x m, 3x3) (cyconv's "auto" takes
-F(2x2) there; --cyconv-option algorithm=winograd_4x4 asks for F(4x4)), whose error is at most
+A 3x3 stride-1 layer without groups, not transposed, may have its y and grad_x from Winograd
+F(m x m, 3x3) (cyconv's "auto" takes F(2x2) there; --cyconv-option algorithm=winograd_4x4 asks
+for F(4x4)), whose error is at most
 gamma_{C+p} Y_abs (p = 12 for m = 2, 18 for m = 4; derived in cyconv's tests/test_winograd.py),
 Y_abs the algorithm run on absolute values. Each output's Y_abs is at most
 mu_m**2 * sum_c |g_c|_1 * (sum of |x_c| over the (2m + 1) x (2m + 1) taps around it), mu_m the
