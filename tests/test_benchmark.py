@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 
 import cyconv
-from cyconv._bench import check, cli, contenders, main, results
+from cyconv._bench import check, cli, contenders, main, report, results
 from cyconv._bench.contention import BusyProcess
 from cyconv._bench.documents import conv_backward, conv_forward, documents_conv
 from cyconv._bench.layers import LAYERS, LayerSpec, make_inputs
+from cyconv._bench.runner import Settings, run_suite
+from cyconv._bench.timing import BlockPlan
+from reference import conv2d_transpose_reference, grouped_conv2d_reference, nchw, nhwc
 
 FLOAT64_UNIT_ROUNDOFF = 2.0**-53
 
@@ -44,13 +47,14 @@ def test_smoke_run_writes_results(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["--layers", "99"], "layer indices are 0..8, got '99'"),
+    [(["--layers", "99"], "layer indices are 0..10, got '99'"),
      (["--layers", "2-x"], "expected layer indices like 0,3 or 2-5"),
      (["--rounds", "0"], "expected an integer >= 1, got 0"),
      (["--layouts", "NWHC"], "invalid choice: 'NWHC'"),
      (["--cyconv-option", "nonsense"], "expected KEY=VALUE, got 'nonsense'"),
      (["--cyconv-option", "no_such_option=1"], "cyconv.conv2d has no keyword argument 'no_such_option'"),
      (["--cyconv-option", "layout=NCHW"], "layout is set by the suite"),
+     (["--cyconv-option", "groups=2"], "groups is set by the suite"),
      (["--warmup", "1"], "unrecognized arguments: --warmup 1")],
 )
 def test_bad_options_exit_2_with_a_message(args, message, capsys):
@@ -67,10 +71,12 @@ def test_cyconv_options_reach_conv2d_and_conv2d_backward(monkeypatch):
     """A future keyword (here a stand-in, 'algorithm') passes the command line and reaches both calls."""
     received = []
 
-    def conv2d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, layout="NHWC", algorithm="auto"):
+    def conv2d(x, kernel, bias=None, strides=1, dilations=0, padding="VALID", *, layout="NHWC", groups=1,
+               algorithm="auto"):
         received.append(("conv2d", algorithm))
 
-    def conv2d_backward(grad_y, x, kernel, strides=1, dilations=0, padding="VALID", *, layout="NHWC", algorithm="auto"):
+    def conv2d_backward(grad_y, x, kernel, strides=1, dilations=0, padding="VALID", *, layout="NHWC", groups=1,
+                        algorithm="auto"):
         received.append(("conv2d_backward", algorithm))
 
     monkeypatch.setattr(cyconv, "conv2d", conv2d)
@@ -84,15 +90,65 @@ def test_cyconv_options_reach_conv2d_and_conv2d_backward(monkeypatch):
 
 def test_layer_list_is_the_agreed_one():
     assert [tuple(vars(spec).values()) for spec in LAYERS] == [
-        (32, 3, 32, 32, 32, 3, 1, "SAME", 0), (32, 64, 32, 32, 64, 3, 1, "SAME", 0),
-        (16, 128, 16, 16, 128, 3, 1, "SAME", 0), (8, 256, 14, 14, 256, 3, 1, "SAME", 0),
-        (8, 64, 56, 56, 64, 1, 1, "VALID", 0), (8, 64, 56, 56, 128, 3, 2, "SAME", 0),
-        (1, 3, 224, 224, 64, 7, 2, "SAME", 0), (64, 1, 28, 28, 32, 5, 1, "SAME", 0),
-        (16, 64, 32, 32, 64, 3, 1, "SAME", 1)]
+        (32, 3, 32, 32, 32, 3, 1, "SAME", 0, 1, False), (32, 64, 32, 32, 64, 3, 1, "SAME", 0, 1, False),
+        (16, 128, 16, 16, 128, 3, 1, "SAME", 0, 1, False), (8, 256, 14, 14, 256, 3, 1, "SAME", 0, 1, False),
+        (8, 64, 56, 56, 64, 1, 1, "VALID", 0, 1, False), (8, 64, 56, 56, 128, 3, 2, "SAME", 0, 1, False),
+        (1, 3, 224, 224, 64, 7, 2, "SAME", 0, 1, False), (64, 1, 28, 28, 32, 5, 1, "SAME", 0, 1, False),
+        (16, 64, 32, 32, 64, 3, 1, "SAME", 1, 1, False), (8, 128, 56, 56, 128, 3, 1, "SAME", 0, 128, False),
+        (8, 32, 64, 64, 64, 4, 2, "SAME", 0, 1, True)]
     g = LAYERS[6].geometry()
     assert (g.out_h, g.out_w, g.pad_top, g.pad_bottom) == (112, 112, 2, 3)  # TensorFlow's SAME
     assert LAYERS[1].forward_flops() == 2 * 32 * 64 * 32 * 32 * 64 * 9
     assert LAYERS[8].extent() == 5  # cyconv's dilation 1: one gap between taps, PyTorch's dilation=2
+
+
+def test_depthwise_layer_shapes_flops_and_term_counts():
+    spec = LAYERS[9]
+    assert spec.label() == "N8 128x56x56->128 k3 s1 SAME groups=128"
+    assert spec.shapes() == ((8, 128, 56, 56), (128, 1, 3, 3), (8, 128, 56, 56))
+    assert spec.forward_flops() == 2 * 8 * 128 * 56 * 56 * 1 * 9  # one input channel per filter
+    assert check.term_counts(spec) == {"y": 10, "y_fb": 10, "grad_x": 9, "grad_kernel": 8 * 56 * 56,
+                                       "grad_bias": 8 * 56 * 56}
+    assert [a.shape for a in make_inputs(spec.quick())] == [(1, 128, 56, 56), (128, 1, 3, 3), (128,), (1, 128, 56, 56)]
+
+
+def test_transposed_layer_shapes_flops_and_term_counts():
+    """Layer 10 times 64 x 32 x 32 -> 32 x 64 x 64, the adjoint of the convolution 64x64 -> 32x32
+    with 64 filters of 4x4 at stride 2, whose SAME pads are 1 on every side (PyTorch's padding=1)."""
+    spec = LAYERS[10]
+    g = spec.geometry()
+    assert (g.out_h, g.out_w, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right) == (32, 32, 1, 1, 1, 1)
+    assert spec.label() == "N8 64x32x32->32 k4 s2 SAME transposed"
+    assert spec.shapes() == ((8, 64, 32, 32), (64, 32, 4, 4), (8, 32, 64, 64))
+    assert spec.forward_flops() == 2 * (8 * 64 * 32 * 32) * 32 * 16  # every input value times C * k * k taps
+    assert check.term_counts(spec) == {"y": 64 * 16 + 1, "y_fb": 64 * 16 + 1, "grad_x": 32 * 16,
+                                       "grad_kernel": 8 * 32 * 32, "grad_bias": 8 * 64 * 64}
+    assert [a.shape for a in make_inputs(spec.quick())] == [(1, 64, 32, 32), (64, 32, 4, 4), (32,), (1, 32, 64, 64)]
+
+
+def test_only_the_documents_and_the_bare_gemm_are_not_applicable_to_grouped_or_transposed_layers():
+    for spec in LAYERS:
+        plain = spec.groups == 1 and not spec.transposed
+        for contender in contenders.contenders_for(("NHWC", "NCHW"), with_torch=True):
+            reason = contenders.not_applicable(contender, spec)
+            assert (reason is None) == (plain or contender.library in ("cyconv", "PyTorch")), (contender, spec)
+    assert "transposed" in contenders.not_applicable(contenders.Contender("documents", "NCHW"), LAYERS[10])
+    assert "groups=128" in contenders.not_applicable(contenders.Contender("bare GEMM", "NHWC"), LAYERS[9])
+
+
+def test_grouped_bound_is_the_per_group_sum_without_winograd():
+    """S of a depthwise 3x3 stride-1 layer, from the reference loop on absolute values: the bound is
+    2 gamma_K S with K = 1 * 9 + 1 (y) and 9 (grad_x), and no Winograd term (no groups in Winograd)."""
+    spec = LayerSpec(2, 4, 6, 6, 4, 3, 1, "SAME", groups=4)
+    inputs = make_inputs(spec)
+    x, kernel, bias, grad_y = (np.abs(a).astype(np.float64) for a in inputs)
+    args = ((1, 1), (0, 0), ((1, 1), (1, 1)))
+    u = check.FLOAT32_UNIT_ROUNDOFF
+    bounds = check.bounds(spec, inputs)
+    s_y = nchw(grouped_conv2d_reference(nhwc(x), nhwc(kernel), bias, *args, groups=4))
+    s_grad_x = nchw(conv2d_transpose_reference(nhwc(grad_y), nhwc(kernel), None, *args, (6, 6), groups=4))
+    np.testing.assert_allclose(bounds["y"], 2 * check.gamma(10, u) * s_y, rtol=1e-12)
+    np.testing.assert_allclose(bounds["grad_x"], 2 * check.gamma(9, u) * s_grad_x, rtol=1e-12)
 
 
 def _float64(spec, layout):
@@ -165,6 +221,103 @@ def test_check_passes_correct_float32_results_and_fails_a_missing_tap():
     broken[:, :, 1, 1] = 0  # the centre tap's products go missing
     wrong = documents_conv(inputs.x, broken, inputs.bias, spec.geometry(), "NCHW")
     assert not check.compare(wrong, reference["y"], bounds["y"])["ok"]
+
+
+def _kernel_grad_reference(x, grad_y, kernel_hw, stride, pads, groups):
+    """NHWC float64, from the definition: grad_kernel[f, i, j, c] = sum over n, oh, ow of
+    grad_y[n, oh, ow, f] * xpad[n, oh * stride + i, ow * stride + j, g * C / G + c], g = f's group."""
+    (top, bottom), (left, right) = pads
+    xpad = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    n, oh, ow, f = grad_y.shape
+    cg, fg = x.shape[3] // groups, f // groups
+    grad_kernel = np.zeros((f,) + tuple(kernel_hw) + (cg,))
+    for i in range(kernel_hw[0]):
+        for j in range(kernel_hw[1]):
+            window = xpad[:, i:i + (oh - 1) * stride + 1:stride, j:j + (ow - 1) * stride + 1:stride]
+            for g in range(groups):
+                grad_kernel[g * fg:(g + 1) * fg, i, j] = np.einsum(
+                    "nhwf,nhwc->fc", grad_y[..., g * fg:(g + 1) * fg], window[..., g * cg:(g + 1) * cg])
+    return grad_kernel
+
+
+def _reference_results(spec, inputs, kernel):
+    """The layer's five results (NCHW, float64) from tests/reference.py's loops and the definition
+    of the kernel gradient, with `kernel` (NCHW) in place of the inputs' kernel."""
+    x, _, bias, grad_y = (nhwc(a.astype(np.float64)) if a.ndim == 4 else a.astype(np.float64) for a in inputs)
+    k = nhwc(kernel.astype(np.float64))
+    g = spec.geometry()
+    pads, args = ((g.pad_top, g.pad_bottom), (g.pad_left, g.pad_right)), ((spec.stride,) * 2, (0, 0))
+    if spec.transposed:  # the adjoint of the convolution u: u's input is grad_y, u's output gradient is x
+        y = conv2d_transpose_reference(x, k, bias, *args, pads, (spec.h, spec.w), groups=spec.groups)
+        grad_x = grouped_conv2d_reference(grad_y, k, None, *args, pads, groups=spec.groups)
+        grad_kernel = _kernel_grad_reference(grad_y, x, (spec.k, spec.k), spec.stride, pads, spec.groups)
+    else:
+        y = grouped_conv2d_reference(x, k, bias, *args, pads, groups=spec.groups)
+        grad_x = conv2d_transpose_reference(grad_y, k, None, *args, pads, (spec.h, spec.w), groups=spec.groups)
+        grad_kernel = _kernel_grad_reference(x, grad_y, (spec.k, spec.k), spec.stride, pads, spec.groups)
+    return {"y": nchw(y), "y_fb": nchw(y), "grad_x": nchw(grad_x), "grad_kernel": nchw(grad_kernel),
+            "grad_bias": grad_y.sum(axis=(0, 1, 2))}
+
+
+GROUPED_AND_TRANSPOSED = [
+    LayerSpec(2, 4, 7, 7, 4, 3, 1, "SAME", groups=4),            # depthwise
+    LayerSpec(2, 6, 8, 8, 9, 3, 2, "SAME", groups=3),            # grouped, asymmetric SAME
+    LayerSpec(2, 3, 8, 8, 4, 4, 2, "SAME", transposed=True),     # SAME pads (1, 1): 4 x 4 x 4 -> 3 x 8 x 8
+    LayerSpec(2, 4, 8, 8, 6, 3, 2, "SAME", groups=2, transposed=True),  # asymmetric pads (0, 1), groups
+]
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+@pytest.mark.parametrize("spec", GROUPED_AND_TRANSPOSED, ids=lambda spec: spec.label())
+def test_check_bounds_hold_for_grouped_and_transposed_layers_and_catch_a_missing_tap(spec, layout):
+    """cyconv's float32 results lie within the derived bounds of independent float64 references;
+    the same references with one kernel tap dropped do not."""
+    inputs = make_inputs(spec)
+    bounds = check.bounds(spec, inputs)
+    prepared = contenders.prepare(contenders.Contender("cyconv", layout), spec, {})
+    cy = prepared.results(prepared.forward(), prepared.forward_backward())
+    reference = _reference_results(spec, inputs, inputs.kernel)
+    assert all(c["ok"] for c in check.compare_results(cy, reference, bounds).values())
+    broken = inputs.kernel.copy()
+    broken[:, :, 1, 1] = 0
+    wrong = _reference_results(spec, inputs, broken)
+    for name in ("y", "grad_x"):
+        assert not check.compare(wrong[name], reference[name], bounds[name])["ok"], name
+
+
+@pytest.mark.parametrize("memory_format", contenders.TORCH_FORMATS)
+@pytest.mark.parametrize("spec", GROUPED_AND_TRANSPOSED, ids=lambda spec: spec.label())
+def test_pytorch_computes_grouped_and_transposed_layers_as_cyconv(spec, memory_format):
+    """PyTorch's groups, conv_transpose2d weight and cropped asymmetric pads as the suite calls them."""
+    pytest.importorskip("torch")
+    inputs = make_inputs(spec)
+    torch_run = contenders.prepare(contenders.Contender("PyTorch", memory_format), spec, {})
+    results = torch_run.results(torch_run.forward(), torch_run.forward_backward())
+    bounds = check.bounds(spec, inputs)
+    assert all(c["ok"] for c in check.compare_results(results, _reference_results(spec, inputs, inputs.kernel),
+                                                      bounds).values())
+
+
+def test_not_applicable_contenders_are_skipped_for_their_layer_only(capsys):
+    """Layers 9 (depthwise), 10 (transposed) then 0, real workers, no PyTorch: the documents' method
+    and the bare GEMM are n/a on layers 9 and 10 (with notes; cyconv's results there are noted as
+    unchecked, and timed) and run and are compared on layer 0."""
+    settings = Settings(layers=(9, 10, 0), layouts=("NCHW",), rounds=1, quick=True, with_torch=False,
+                        plan=BlockPlan(warmup_seconds=0.01, timed_seconds=0.01))
+    suite = run_suite(settings, lambda layer: None)
+    depthwise, transposed, plain = suite["layers"]
+    assert set(transposed["not_applicable"]) == {"documents", "bare GEMM"}
+    assert all(row["ok"] for row in results.layer_rows(transposed, ["NCHW"]))
+    assert set(depthwise["not_applicable"]) == {"documents", "bare GEMM"}
+    assert set(depthwise["contenders"]) == {"cyconv NCHW"} and depthwise["checks"]["NCHW"]["comparisons"] == {}
+    assert "NCHW: cyconv's results not checked (no other contender computed this layer)" in depthwise["notes"]
+    assert any(note.startswith("documents not run on this layer") for note in depthwise["notes"])
+    assert set(plain["contenders"]) == {"cyconv NCHW", "documents NCHW", "bare GEMM NCHW"}
+    assert set(plain["checks"]["NCHW"]["comparisons"]) == {"documents NCHW"} and suite["notes"] == []
+    rows = results.layer_rows(depthwise, ["NCHW"])
+    assert all(row["ok"] and row["not_applicable"] == ["bare GEMM", "documents"] for row in rows)
+    cells = report.row_cells(rows[0])
+    assert cells[6] == "n/a" and cells[8] == "n/a" and cells[7] == "-"  # documents, PyTorch, bare GEMM
 
 
 def _layer(times, comparisons=None):

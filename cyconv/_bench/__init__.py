@@ -1,7 +1,8 @@
 """The benchmark suite (private): ``python -m cyconv bench`` or ``python benchmarks/run.py``.
 
-Times cyconv's conv2d forward and forward + backward against the documents' NumPy method, PyTorch
-(when installed) and the bare GEMM, each contender in its own process. One module per concern:
+Times cyconv's conv2d (conv2d_transpose for a transposed layer) forward and forward + backward
+against the documents' NumPy method, PyTorch (when installed) and the bare GEMM, each contender in
+its own process. One module per concern:
 
   layers.py      the layers (LayerSpec, LAYERS) and their inputs
   documents.py   the documents' NumPy method, the baseline

@@ -8,16 +8,25 @@ absolute values of the terms (Higham, Accuracy and Stability of Numerical Algori
 correct results therefore differ by at most 2 gamma_K S, element by element; a larger difference
 is a wrong result, whatever BLAS kernel or summation order either side used. K per value:
 
-  y, y_fb      C * e * e + 1    e = the dilated kernel's extent (the documents' formulation adds
-  grad_x       F * e * e            zero taps), + 1 for the bias
+  y, y_fb      C / G * e * e + 1    e = the dilated kernel's extent (the documents' formulation
+  grad_x       F / G * e * e            adds zero taps), + 1 for the bias; G the groups
   grad_kernel  N * OH * OW
   grad_bias    N * OH * OW
 
-S comes from the documents' method in float64 on |x|, |kernel|, |bias| and |grad_y|; its own
-rounding (about K * 2**-53 of S) is negligible beside gamma_K for float32.
+S comes from the documents' method in float64 on |x|, |kernel|, |bias| and |grad_y|, run on each
+group's channels and filters separately for G > 1; its own rounding (about K * 2**-53 of S) is
+negligible beside gamma_K for float32.
 
-A 3x3 stride-1 layer's y and grad_x may come from Winograd F(m x m, 3x3) (cyconv's "auto" takes
-F(2x2) there; --cyconv-option algorithm=winograd_4x4 asks for F(4x4)), whose error is at most
+A transposed layer (layers.py) is the adjoint of its convolution u (C -> F channels, H x W ->
+OH x OW): its output is u's grad_x of the timed input x, plus the bias (K = F / G * e * e + 1);
+its grad_x is u's forward output of the upstream gradient grad_y (K = C / G * e * e); its
+grad_kernel is u's kernel gradient with x = grad_y and grad_y = x (K = N * OH * OW); its
+grad_bias sums grad_y over N * H * W pixels. S comes from the same documents' calls on those
+absolute values.
+
+A 3x3 stride-1 layer without groups, not transposed, may have its y and grad_x from Winograd
+F(m x m, 3x3) (cyconv's "auto" takes F(2x2) there; --cyconv-option algorithm=winograd_4x4 asks
+for F(4x4)), whose error is at most
 gamma_{C+p} Y_abs (p = 12 for m = 2, 18 for m = 4; derived in cyconv's tests/test_winograd.py),
 Y_abs the algorithm run on absolute values. Each output's Y_abs is at most
 mu_m**2 * sum_c |g_c|_1 * (sum of |x_c| over the (2m + 1) x (2m + 1) taps around it), mu_m the
@@ -38,7 +47,11 @@ def term_counts(spec):
     """K, the most terms any method sums for one value of each result."""
     g = spec.geometry()
     taps, pixels = spec.extent() ** 2, spec.n * g.out_h * g.out_w
-    return {"y": spec.c * taps + 1, "y_fb": spec.c * taps + 1, "grad_x": spec.f * taps,
+    per_channel, per_filter = spec.c // spec.groups * taps, spec.f // spec.groups * taps
+    if spec.transposed:
+        return {"y": per_filter + 1, "y_fb": per_filter + 1, "grad_x": per_channel,
+                "grad_kernel": pixels, "grad_bias": spec.n * spec.h * spec.w}
+    return {"y": per_channel + 1, "y_fb": per_channel + 1, "grad_x": per_filter,
             "grad_kernel": pixels, "grad_bias": pixels}
 
 
@@ -53,14 +66,19 @@ WINOGRAD_ROUNDINGS = {2: 12, 4: 18}
 
 def bounds(spec, inputs, unit_roundoff=FLOAT32_UNIT_ROUNDOFF, winograd_tile=2):
     """{result name: the element-wise bound on |cyconv - documents| (float64, NCHW)} for the
-    layer's inputs: 2 gamma_K S, and for a 3x3 stride-1 layer's y and grad_x, gamma_K S + Winograd's
-    bound with tiles of winograd_tile."""
+    layer's inputs: 2 gamma_K S, and for a 3x3 stride-1 layer's y and grad_x (no groups, not
+    transposed), gamma_K S + Winograd's bound with tiles of winograd_tile."""
     x, kernel, bias, grad_y = (np.abs(a).astype(np.float64) for a in inputs)
-    y, (grad_x, grad_kernel, grad_bias) = documents_conv(x, kernel, bias, spec.geometry(), "NCHW", grad_y=grad_y)
-    sums = {"y": y, "y_fb": y, "grad_x": grad_x, "grad_kernel": grad_kernel, "grad_bias": grad_bias}
+    if spec.transposed:  # the adjoint of u: u's input is the upstream gradient, u's grad_y is x
+        u_y, u_grad_x, u_grad_kernel = _sums(spec, grad_y, kernel, x)
+        y, grad_x, grad_kernel = u_grad_x + bias[:, None, None], u_y, u_grad_kernel
+    else:
+        y, grad_x, grad_kernel = _sums(spec, x, kernel, grad_y)
+        y = y + bias[:, None, None]
+    sums = {"y": y, "y_fb": y, "grad_x": grad_x, "grad_kernel": grad_kernel, "grad_bias": grad_y.sum(axis=(0, 2, 3))}
     counts = term_counts(spec)
     result = {name: 2 * gamma(counts[name], unit_roundoff) * s for name, s in sums.items()}
-    if (spec.k, spec.stride) == (3, 1):
+    if (spec.k, spec.stride, spec.groups, spec.transposed) == (3, 1, 1, False):
         m = winograd_tile
         flipped = np.ascontiguousarray(kernel[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
         for name, data, weights, channels in (("y", x, kernel, spec.c), ("y_fb", x, kernel, spec.c),
@@ -71,6 +89,18 @@ def bounds(spec, inputs, unit_roundoff=FLOAT32_UNIT_ROUNDOFF, winograd_tile=2):
                 extra = extra + gamma(channels + WINOGRAD_ROUNDINGS[m], unit_roundoff) * bias[:, None, None]
             result[name] = gamma(counts[name], unit_roundoff) * sums[name] + extra
     return result
+
+
+def _sums(spec, x, kernel, grad_y):
+    """The documents' y (without bias), grad_x and grad_kernel of the spec's convolution (not its
+    transpose) on these NCHW float64 arrays, each group on its own channels and filters."""
+    channels, filters = spec.c // spec.groups, spec.f // spec.groups
+    parts = [documents_conv(x[:, g * channels:(g + 1) * channels], kernel[g * filters:(g + 1) * filters], None,
+                            spec.geometry(), "NCHW", grad_y=grad_y[:, g * filters:(g + 1) * filters])
+             for g in range(spec.groups)]
+    y = np.concatenate([part[0] for part in parts], axis=1)
+    grad_x = np.concatenate([part[1][0] for part in parts], axis=1)
+    return y, grad_x, np.concatenate([part[1][1] for part in parts], axis=0)
 
 
 def _winograd_scale(spec, data, weights, m, flipped):

@@ -21,7 +21,8 @@ from .timing import BlockPlan
 DEFAULT_ROUNDS, QUICK_ROUNDS = 5, 2
 QUICK_PLAN = BlockPlan(timed_seconds=0.05)
 # Arguments the suite itself passes to cyconv for each layer (zero padding, as every baseline).
-SUITE_ARGUMENTS = ("x", "kernel", "bias", "grad_y", "strides", "dilations", "padding", "layout", "pad_value")
+SUITE_ARGUMENTS = ("x", "kernel", "bias", "grad_y", "strides", "dilations", "padding", "layout", "pad_value",
+                   "groups")
 
 
 def layer_indices(text):
@@ -81,7 +82,8 @@ def build_parser():
         help="also time every block beside a busy process, and report each contender's slowdown")
     add("--no-torch", action="store_true", help="do not run PyTorch")
     add("--cyconv-option", action="append", type=cyconv_option, default=[], metavar="KEY=VALUE",
-        help="an extra keyword argument for cyconv.conv2d and conv2d_backward (repeatable)")
+        help="an extra keyword argument for cyconv.conv2d and conv2d_backward (repeatable; a transposed layer "
+             "passes it to conv2d_transpose and conv2d_transpose_backward, and fails if they do not take it)")
     add("--out", default="cyconv-benchmark", help="directory for results.md/.json/.png (default ./cyconv-benchmark)")
     add("--list", action="store_true", help="list the layers and exit")
     return parser

@@ -4,16 +4,21 @@ A contender is a library in one layout; each runs in its own worker process (wor
 calls `prepare`. All of them compute on the same float32 arrays (layers.make_inputs, converted to
 their layout), except the bare GEMM, whose operands are random arrays of the products' shapes.
 
-  cyconv      cyconv.conv2d; forward + backward is conv2d then conv2d_backward (grad x, grad
-              kernel, grad bias). cyconv's defaults (threads, workspace) plus the conv2d keyword
+  cyconv      cyconv.conv2d(groups=G); forward + backward is conv2d then conv2d_backward (grad x,
+              grad kernel, grad bias). A transposed layer: conv2d_transpose, then
+              conv2d_transpose_backward. cyconv's defaults (threads, workspace) plus the keyword
               options given on the command line, passed to both functions.
   documents   the documents' NumPy method (documents.py) on NCHW data, or on NHWC data through
               transposed views.
   bare GEMM   the products cyconv's im2col + GEMM performs, on preallocated arrays with out=:
               what im2col + GEMM can at best reach. Its results mean nothing and are not checked.
-  PyTorch     torch.nn.functional.conv2d on NCHW-contiguous or channels_last tensors, with
-              torch.set_num_threads(cores); forward under no_grad, forward + backward through
-              autograd. Only where `import torch` works (prepare raises ImportError otherwise).
+  PyTorch     torch.nn.functional.conv2d(groups=G), or conv_transpose2d for a transposed layer, on
+              NCHW-contiguous or channels_last tensors, with torch.set_num_threads(cores); forward
+              under no_grad, forward + backward through autograd. Only where `import torch` works
+              (prepare raises ImportError otherwise).
+
+The documents' method and the bare GEMM know neither groups nor transposed convolutions:
+not_applicable says so, and the runner skips them for that layer only.
 """
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
@@ -49,6 +54,18 @@ def contenders_for(layouts, with_torch):
     return chosen + ([Contender("PyTorch", fmt) for fmt in TORCH_FORMATS] if with_torch else [])
 
 
+def not_applicable(contender, spec):
+    """Why `contender` cannot compute the layer `spec` (a sentence), or None when it can."""
+    if spec.groups == 1 and not spec.transposed:
+        return None
+    thing = "transposed convolution" if spec.transposed else f"grouped convolution (groups={spec.groups})"
+    if contender.library == "documents":
+        return f"the documents' method has no {thing}"
+    if contender.library == "bare GEMM":
+        return f"the bare GEMM times the products of a plain convolution, not of a {thing}"
+    return None
+
+
 class Prepared(NamedTuple):
     """A contender ready to run: the two timed calls, and how to read their results.
 
@@ -78,12 +95,17 @@ def _cyconv(spec, layout, options):
     inputs = make_inputs(spec)
     x, kernel, grad_y = (to_layout(a, layout) for a in (inputs.x, inputs.kernel, inputs.grad_y))
     geometry = (spec.stride, spec.dilation, spec.padding)
+    options = dict(options, layout=layout, groups=spec.groups)
+    if spec.transposed:
+        function, backward = cyconv.conv2d_transpose, cyconv.conv2d_transpose_backward
+    else:
+        function, backward = cyconv.conv2d, cyconv.conv2d_backward
 
     def forward():
-        return cyconv.conv2d(x, kernel, inputs.bias, *geometry, layout=layout, **options)
+        return function(x, kernel, inputs.bias, *geometry, **options)
 
     def forward_backward():
-        return forward(), cyconv.conv2d_backward(grad_y, x, kernel, *geometry, layout=layout, **options)
+        return forward(), backward(grad_y, x, kernel, *geometry, **options)
 
     return Prepared(forward, forward_backward, _numpy_results(layout), traced=True)
 
@@ -135,7 +157,8 @@ def _pytorch(spec, memory_format, options):
     import torch  # optional, never a dependency of cyconv; ImportError: PyTorch is skipped
 
     torch.set_num_threads(cores())
-    conv, pad = torch.nn.functional.conv2d, torch.nn.functional.pad
+    functional = torch.nn.functional
+    conv = functional.conv_transpose2d if spec.transposed else functional.conv2d
     g = spec.geometry()
     fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
     inputs = make_inputs(spec)
@@ -146,9 +169,13 @@ def _pytorch(spec, memory_format, options):
     symmetric = len(set(pads)) == 1
 
     def run(x, w, b):
-        if not symmetric:
-            x = pad(x, pads)
-        return conv(x, w, b, stride=spec.stride, padding=pads[0] if symmetric else 0, dilation=spec.dilation + 1)
+        if not symmetric and not spec.transposed:
+            x = functional.pad(x, pads)
+        y = conv(x, w, b, stride=spec.stride, padding=pads[0] if symmetric else 0, dilation=spec.dilation + 1,
+                 groups=spec.groups)
+        if not symmetric and spec.transposed:  # the adjoint of padding: crop
+            y = y[:, :, g.pad_top:g.pad_top + spec.h, g.pad_left:g.pad_left + spec.w]
+        return y
 
     def forward():
         with torch.no_grad():
@@ -185,8 +212,13 @@ def notes(contender, spec):
     g = spec.geometry()
     pads = (g.pad_top, g.pad_bottom, g.pad_left, g.pad_right)
     found = []
-    if len(set(pads)) > 1:
-        found.append(f"PyTorch: asymmetric SAME padding {pads} applied with F.pad, then padding=0")
+    symmetric = len(set(pads)) == 1
+    if spec.transposed:
+        found.append(f"PyTorch: F.conv_transpose2d(stride={spec.stride}, padding={pads[0] if symmetric else 0}), "
+                     f"weight {spec.shapes()[1]} (in, out, k, k): cyconv's NCHW kernel as it is")
+    if not symmetric:
+        how = "the output cropped" if spec.transposed else "applied with F.pad, then padding=0"
+        found.append(f"PyTorch: asymmetric SAME padding {pads}: {how}")
     if spec.dilation:
         found.append(f"PyTorch: dilation={spec.dilation + 1} (cyconv's dilation {spec.dilation} + 1)")
     return found

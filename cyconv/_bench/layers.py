@@ -2,8 +2,17 @@
 
 A spec describes one problem completely: the shape of every array in either layout, the output
 size (through cyconv's conv_geometry, the one output-size formula), the FLOP count and a label.
-Contenders and checks take every shape from these methods, so a new kind of layer (a `groups`
-field for depthwise layers, a flag for transposed ones) changes this module, not each contender.
+Contenders and checks take every shape from these methods.
+
+Two kinds of layer besides the plain convolution:
+  groups = G      a grouped convolution (PyTorch's groups): filter f sees the C / G channels of its
+                  group; G = C is a depthwise layer. The kernel is (F, C / G, k, k).
+  transposed      the timed operation is the transposed convolution (the adjoint) of the spec's
+                  convolution, which the other fields describe as usual: N images of C x H x W,
+                  F filters, stride s. The timed op maps N x F x OH x OW to N x C x H x W with the
+                  same kernel (F, C / G, k, k) (PyTorch's conv_transpose2d weight (in, out / G, k, k)), and
+                  its bias has C entries. geometry() stays that convolution's, the one formula;
+                  label() and shapes() read as the timed op.
 
 Conventions: float32; dilation is cyconv's (gaps between taps, PyTorch's dilation - 1); padding is
 "SAME" (TensorFlow's rule) or "VALID". Layouts: NHWC x (N, H, W, C), kernel (F, kh, kw, C),
@@ -25,7 +34,8 @@ FLOP_MULTIPLIER = {"forward": 1, "forward_backward": 3}
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One benchmarked convolution: N images of C x H x W, F filters of k x k."""
+    """One benchmarked convolution: N images of C x H x W, F filters of k x k, in G groups; or, with
+    transposed, the transposed convolution of that convolution (see the module docstring)."""
 
     n: int
     c: int
@@ -36,10 +46,16 @@ class LayerSpec:
     stride: int
     padding: str
     dilation: int = 0
+    groups: int = 1
+    transposed: bool = False
 
     def label(self):
-        text = f"N{self.n} {self.c}x{self.h}x{self.w}->{self.f} k{self.k} s{self.stride} {self.padding}"
-        return text + (f" d{self.dilation}" if self.dilation else "")
+        """The timed op: "N8 64x56x56->128 k3 s2 SAME", plus " d1", " groups=128", " transposed"."""
+        (n, c_in, h, w), _, y = self.shapes()
+        text = f"N{n} {c_in}x{h}x{w}->{y[1]} k{self.k} s{self.stride} {self.padding}"
+        extras = [f"d{self.dilation}" if self.dilation else "", f"groups={self.groups}" if self.groups > 1 else "",
+                  "transposed" if self.transposed else ""]
+        return " ".join([text] + [e for e in extras if e])
 
     def quick(self):
         """The same layer with a batch 8 times smaller (at least 1), for a smoke run."""
@@ -53,19 +69,24 @@ class LayerSpec:
         return (self.k - 1) * (self.dilation + 1) + 1
 
     def shapes(self):
-        """NCHW shapes of x, kernel and y (see to_layout for NHWC)."""
+        """NCHW shapes of the timed op's x, kernel and y (see to_layout for NHWC): (N, C, H, W),
+        (F, C / G, k, k), (N, F, OH, OW); transposed: (N, F, OH, OW), (F, C / G, k, k), (N, C, H, W)."""
         g = self.geometry()
-        return (self.n, self.c, self.h, self.w), (self.f, self.c, self.k, self.k), (self.n, self.f, g.out_h, g.out_w)
+        image, features = (self.n, self.c, self.h, self.w), (self.n, self.f, g.out_h, g.out_w)
+        kernel = (self.f, self.c // self.groups, self.k, self.k)
+        return (features, kernel, image) if self.transposed else (image, kernel, features)
 
     def forward_flops(self):
-        """2 * N * F * OH * OW * C * k * k: one multiply and one add per kernel tap."""
+        """2 * N * F * OH * OW * (C / G) * k * k: one multiply and one add per kernel tap (the
+        transposed convolution performs the same products as its convolution)."""
         g = self.geometry()
-        return 2 * self.n * self.f * g.out_h * g.out_w * self.c * self.k * self.k
+        return 2 * self.n * self.f * g.out_h * g.out_w * (self.c // self.groups) * self.k * self.k
 
     def describe(self):
         g = self.geometry()
+        x, kernel, y = self.shapes()
         return dict(asdict(self), out_h=g.out_h, out_w=g.out_w,
-                    pads=(g.pad_top, g.pad_bottom, g.pad_left, g.pad_right))
+                    pads=(g.pad_top, g.pad_bottom, g.pad_left, g.pad_right), x=x, kernel=kernel, y=y)
 
 
 LAYERS = (
@@ -78,11 +99,15 @@ LAYERS = (
     LayerSpec(1, 3, 224, 224, 64, 7, 2, "SAME"),
     LayerSpec(64, 1, 28, 28, 32, 5, 1, "SAME"),
     LayerSpec(16, 64, 32, 32, 64, 3, 1, "SAME", dilation=1),
+    LayerSpec(8, 128, 56, 56, 128, 3, 1, "SAME", groups=128),  # depthwise, channel multiplier 1
+    # the transposed convolution 64 x 32 x 32 -> 32 x 64 x 64 (SAME: in * stride; PyTorch's padding=1)
+    LayerSpec(8, 32, 64, 64, 64, 4, 2, "SAME", transposed=True),
 )
 
 
 class Inputs(NamedTuple):
-    """A layer's float32 arrays in NCHW: x, kernel (F, C, k, k), bias (F,), grad_y like y."""
+    """A layer's float32 arrays in NCHW, shaped as spec.shapes(): x, kernel, bias (the timed op's
+    output channels: F, or C when transposed), grad_y like y."""
 
     x: np.ndarray
     kernel: np.ndarray
@@ -92,12 +117,13 @@ class Inputs(NamedTuple):
 
 def make_inputs(spec, seed=0):
     """The same arrays in every process for a given spec and seed (standard normal; the kernel
-    scaled by 1 / sqrt(C * k * k) so outputs stay of order 1)."""
+    scaled by 1 / sqrt(the timed op's input channels per group * k * k) so outputs stay of order 1)."""
     rng = np.random.default_rng(seed)
     x_shape, kernel_shape, y_shape = spec.shapes()
     x = rng.standard_normal(x_shape, dtype=np.float32)
-    kernel = rng.standard_normal(kernel_shape, dtype=np.float32) / np.float32(math.sqrt(spec.c * spec.k**2))
-    bias = np.float32(0.1) * rng.standard_normal(spec.f, dtype=np.float32)
+    fan_in = x_shape[1] // spec.groups * spec.k**2
+    kernel = rng.standard_normal(kernel_shape, dtype=np.float32) / np.float32(math.sqrt(fan_in))
+    bias = np.float32(0.1) * rng.standard_normal(y_shape[1], dtype=np.float32)
     return Inputs(x, kernel, bias, rng.standard_normal(y_shape, dtype=np.float32))
 
 

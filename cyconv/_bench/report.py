@@ -2,7 +2,8 @@
 (results.png, when matplotlib is importable, comes from plot.py).
 
 Time cells read "median [first quartile-third quartile] minimum-maximum", in ms, over every timed
-call of every block of the contender. The ratio columns say in their header which way they read.
+call of every block of the contender; "n/a" where the contender cannot compute the layer (the notes
+say why), "-" where it did not run. The ratio columns say in their header which way they read.
 """
 import json
 import os
@@ -11,12 +12,13 @@ from .environment import blas_summary
 from .plot import write_plot
 
 MODE_LABELS = {"forward": "fwd", "forward_backward": "fwd+bwd"}
-TIME_LEGEND = "Time cells: median [interquartile range] min-max of every timed call, in ms."
+TIME_LEGEND = ("Time cells: median [interquartile range] min-max of every timed call, in ms "
+               "(n/a: not applicable to the layer, see the notes).")
 RATIO_LEGEND = ("Ratios of medians: docs/cy = documents / cyconv (> 1: cyconv faster); cy/torch = cyconv / "
                 "PyTorch best (< 1: cyconv faster); GEMM/cy = bare GEMM / cyconv (the share of the GEMM's speed).")
 # (markdown header, terminal header, terminal width); the ratio headers say which way they read
 COLUMNS = (
-    ("#", "#", 2), ("layer", "layer", 30), ("layout", "layout", 6), ("mode", "mode", 7),
+    ("#", "#", 2), ("layer", "layer", 39), ("layout", "layout", 6), ("mode", "mode", 7),
     ("cyconv ms", "cyconv ms", 27), ("GFLOP/s", "GFLOP/s", 7), ("documents ms", "documents ms", 27),
     ("PyTorch best ms", "PyTorch best ms", 33), ("bare GEMM ms", "bare GEMM ms", 27),
     ("documents/cyconv (>1: cyconv faster)", "docs/cy", 7),
@@ -43,9 +45,9 @@ def _ratio(value):
     return "-" if value is None else f"{_number(value)}x"
 
 
-def _time_cell(s):
+def _time_cell(s, not_applicable=False):
     if s is None:
-        return "-"
+        return "n/a" if not_applicable else "-"
     return f"{_number(s['median'])} [{_number(s['q1'])}-{_number(s['q3'])}] {_number(s['min'])}-{_number(s['max'])}"
 
 
@@ -57,10 +59,12 @@ def row_cells(row):
     if not row["ok"]:
         return _lead(row) + [f"NOT TIMED: {row['failure']}"]
     times, best = row["times_ms"], row["torch_best"]
-    peak = row["cyconv_peak_bytes"]
+    peak, skipped = row["cyconv_peak_bytes"], row.get("not_applicable", [])
     return _lead(row) + [
-        _time_cell(times["cyconv"]), _number(row["cyconv_gflops"]), _time_cell(times.get("documents")),
-        _time_cell(times.get(best)) + (f" {best.split()[1]}" if best else ""), _time_cell(times.get("bare GEMM")),
+        _time_cell(times["cyconv"]), _number(row["cyconv_gflops"]),
+        _time_cell(times.get("documents"), "documents" in skipped),
+        _time_cell(times.get(best)) + (f" {best.split()[1]}" if best else ""),
+        _time_cell(times.get("bare GEMM"), "bare GEMM" in skipped),
         _ratio(row["documents_over_cyconv"]), _ratio(row["cyconv_over_torch_best"]), _ratio(row["gemm_over_cyconv"]),
         "-" if peak is None else f"{peak / 2**20:.1f}",
     ]
@@ -99,7 +103,8 @@ def summary_lines(summary):
         for mode, values in modes.items():
             where = "all rows" if scope == "all" else f"{scope} rows"
             ratios = ", ".join(f"{label} {_ratio(values[key])}" for key, label in names.items() if key in values)
-            lines.append(f"Medians over {values['rows']} {MODE_LABELS[mode]} {where}: {ratios}")
+            lines.append(f"Medians over {values['rows']} {MODE_LABELS[mode]} {where}: "
+                         + (ratios or "no ratio (cyconv ran alone)"))
     return lines
 
 

@@ -1,7 +1,8 @@
 """From raw block times to the reported rows: statistics, ratios, GFLOP/s, slowdowns, summary.
 
 One row per (layer, layout, mode). Times are the spread (timing.spread) of every timed call of
-every block of a contender, in ms. Ratios are of medians, and read:
+every block of a contender, in ms; not_applicable lists the libraries that cannot compute the
+layer (its ratios are then None). Ratios are of medians, and read:
 
   documents_over_cyconv   documents' time / cyconv's time   (> 1: cyconv is faster)
   cyconv_over_torch_best  cyconv's time / PyTorch's best    (< 1: cyconv is faster)
@@ -73,7 +74,7 @@ def _timed_row(layer, layout, mode):
     median = {short: s["median"] for short, s in idle.items()}
     torch = [name for name in median if name.startswith("PyTorch")]
     best = min(torch, key=median.get) if torch else None
-    row = {"times_ms": idle, "torch_best": best,
+    row = {"times_ms": idle, "torch_best": best, "not_applicable": sorted(layer.get("not_applicable", {})),
            "documents_over_cyconv": _ratio(median.get("documents"), median["cyconv"]),
            "cyconv_over_torch_best": _ratio(median["cyconv"], median.get(best)),
            "gemm_over_cyconv": _ratio(median.get("bare GEMM"), median["cyconv"]),

@@ -9,14 +9,17 @@ Per layer:
      (timing.py), one worker at a time, the order rotated by one from round to round. In
      contention mode each pair gets an idle block and a block beside the busy process.
 A contender whose library cannot be imported (PyTorch) is dropped for the rest of the run, with
-a note.
+a note. A contender that cannot compute a layer (contenders.not_applicable: the documents' method
+and the bare GEMM on grouped or transposed layers) is skipped for that layer only, with a note.
+A layout in which no other contender has results to compare cyconv's with is timed, and a note
+says its results were not checked.
 """
 import contextlib
 import sys
 from dataclasses import dataclass, field
 
 from . import check
-from .contenders import contenders_for, notes
+from .contenders import contenders_for, not_applicable, notes
 from .contention import BusyProcess
 from .layers import LAYERS, MODES, make_inputs
 from .timing import BlockPlan
@@ -65,11 +68,16 @@ def run_suite(settings, on_layer):
 
 
 def run_layer(index, spec, contenders, settings, busy):
-    """One layer: {"index", "label", "shape", "forward_flops", "notes", "checks" {layout: ...},
-    "failures" {contender: error}, "peak_bytes" {contender: {mode: bytes}}, "contenders" (the timed
-    ones: {name: {library, layout}}), "times" {name: {mode: {condition: [[seconds] per block]}}}}."""
+    """One layer: {"index", "label", "shape", "forward_flops", "notes", "not_applicable" {library:
+    reason}, "checks" {layout: ...}, "failures" {contender: error}, "peak_bytes" {contender: {mode:
+    bytes}}, "contenders" (the timed ones: {name: {library, layout}}), "times" {name: {mode:
+    {condition: [[seconds] per block]}}}}."""
+    skipped = {c.library: not_applicable(c, spec) for c in contenders if not_applicable(c, spec)}
+    contenders = [c for c in contenders if c.library not in skipped]
     layer = {"index": index, "label": spec.label(), "shape": spec.describe(), "forward_flops": spec.forward_flops(),
-             "notes": list(dict.fromkeys(n for c in contenders for n in notes(c, spec))),
+             "notes": list(dict.fromkeys(n for c in contenders for n in notes(c, spec)))
+             + [f"{library} not run on this layer: {reason}" for library, reason in skipped.items()],
+             "not_applicable": skipped,
              "libraries": {}, "unavailable": {}, "failures": {}, "peak_bytes": {}, "contenders": {}, "times": {}}
     log(f"layer {index} {spec.label()}: starting {len(contenders)} workers")
     workers = [Worker(c, spec, settings.cyconv_options) for c in contenders]
@@ -81,6 +89,8 @@ def run_layer(index, spec, contenders, settings, busy):
         results = _results(ready, layer)
         layer["checks"] = {layout: _check(layout, contenders, results, result_bounds, layer["failures"])
                            for layout in settings.layouts}
+        layer["notes"] += [f"{layout}: cyconv's results not checked (no other contender computed this layer)"
+                           for layout, each in layer["checks"].items() if each["ok"] and not each["comparisons"]]
         timed = [w for w in ready if any(layer["checks"][layout]["ok"] and w.contender.serves(layout)
                                          for layout in settings.layouts)]
         _time_rounds(index, timed, settings, busy, layer)
@@ -124,7 +134,8 @@ def _results(ready, layer):
 
 def _check(layout, contenders, results, result_bounds, failures):
     """cyconv in `layout` against every other contender of that layout that has results:
-    {"ok", "contenders" (the names in this layout's rows), "comparisons"}."""
+    {"ok", "contenders" (the names in this layout's rows), "comparisons"}. No comparisons (cyconv
+    alone): ok, but nothing was checked."""
     serving = [c.name for c in contenders if c.serves(layout)]
     cyconv = f"cyconv {layout}"
     comparisons = {name: check.compare_results(results[cyconv], results[name], result_bounds)
