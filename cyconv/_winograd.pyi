@@ -51,6 +51,7 @@ def kernel_grad_nhwc(
     dw: int,
     pad_value: float,
     block: int,
+    parts: int,
     num_threads: int,
 ) -> None: ...
 def kernel_grad_nchw(
@@ -64,5 +65,6 @@ def kernel_grad_nchw(
     dw: int,
     pad_value: float,
     block: int,
+    parts: int,
     num_threads: int,
 ) -> None: ...

@@ -605,12 +605,13 @@ def transform_kernel(const floating[:, :, :, ::1] kernel,  # IN  (F, 3, 3, C), o
 # A = [[1, 0], [1, 1], [1, -1], [0, -1]]. Outputs of a tile outside y have e = 0, and the window
 # positions that only they read are 0 in V (as in the forward): they add nothing.
 #
-# How a call runs. The tiles are cut into blocks of `block` tiles (the caller's choice, from the
-# problem only); the team shares one V (16, block, C) and E (16, block, F) and, block after block,
-# splits the transforms (CHUNK tiles a task), then the 16 products M[a] += E[a]^T V[a] (one
-# single-threaded BLAS product a task, K = the block's tiles) and the bias sum (one more task).
-# Every M[a] and the bias are summed by one task per block, blocks in order: the same operations
-# whatever the thread count. Finally grad_kernel = G^T M G, in float64, filter by filter.
+# How a call runs. The tiles (numbered as in the forward) are cut into `parts` contiguous parts
+# and each part into blocks of `block` tiles, both sizes the caller's choice from the problem only.
+# One OpenMP team takes whole parts, each thread with its own V (16, block, C) and E (16, block, F):
+# for each block of its part, in order, the transforms, then the 16 products M[a] += E[a]^T V[a]
+# (single-threaded BLAS, K = the block's tiles) into the part's own M, and the part's bias sum in
+# float64. No barrier inside the loop. The parts are then added in order, in float64, and
+# grad_kernel = G^T M G, filter by filter: the same operations whatever the thread count.
 # ---------------------------------------------------------------------------------------------
 
 cdef inline void _grad_1d(const floating* s0, const floating* s1, floating* d, Py_ssize_t ds,
@@ -712,20 +713,26 @@ cdef inline void _kernel_grad_1d(const double* s, Py_ssize_t ss, double* d, Py_s
         d[2 * ds + i] = (s[ss + i] + s[2 * ss + i]) / 2 + s[3 * ss + i]
 
 
-cdef void _kernel_grad_out(const floating* mm, Py_ssize_t F, Py_ssize_t C, Py_ssize_t f, bint nchw,
-                           floating* out) noexcept nogil:
-    """out = grad_kernel of filter f, G^T M[f, c] G for every c, computed in float64 and rounded
-    once, from mm (16, F, C): out is (3, 3, C), or (C, 3, 3) if nchw."""
+cdef void _kernel_grad_out(const floating* partials, Py_ssize_t parts, Py_ssize_t F, Py_ssize_t C,
+                           Py_ssize_t f, bint nchw, floating* out) noexcept nogil:
+    """out = grad_kernel of filter f, G^T M[f, c] G for every c, from partials (parts, 16, F, C):
+    M = the sum of the parts in order, then the transform, in float64, rounded once. out is
+    (3, 3, C), or (C, 3, 3) if nchw."""
     cdef double s[16 * LANES]
     cdef double t[12 * LANES]
     cdef double r[9 * LANES]
-    cdef Py_ssize_t chunk, c0, n, a, b, i, c
+    cdef const floating* src
+    cdef Py_ssize_t chunk, c0, n, part, a, b, i, c
     for chunk in range((C + LANES - 1) // LANES):
         c0 = chunk * LANES
         n = min(LANES, C - c0)
         for a in range(16):
             for c in range(n):
-                s[a * LANES + c] = mm[(a * F + f) * C + c0 + c]
+                s[a * LANES + c] = 0
+            for part in range(parts):
+                src = partials + ((part * 16 + a) * F + f) * C + c0
+                for c in range(n):
+                    s[a * LANES + c] += src[c]
         # t[i][b] = (G^T M)[i, b], column by column, then r[i][j] = (G^T M G)[i, j], row by row
         for b in range(4):
             _kernel_grad_1d(s + b * LANES, 4 * LANES, t + b * LANES, 4 * LANES, n)
@@ -740,50 +747,51 @@ cdef void _kernel_grad_out(const floating* mm, Py_ssize_t F, Py_ssize_t C, Py_ss
 
 
 cdef void _grad_run(const floating* x, const floating* gy, floating* grad_kernel, double* grad_bias,
-                    _Geometry g, bint nchw, double pad_value, Py_ssize_t block, int num_threads):
-    """grad_kernel and grad_bias (see the section's comment), with num_threads threads. NCHW: each
-    thread keeps an image of x and one of grad_y in channels-last order."""
-    cdef Py_ssize_t total = g.N * g.tiles_h * g.tiles_w
-    cdef Py_ssize_t n_blocks = (total + block - 1) // block, threads = max(num_threads, 1)
+                    _Geometry g, bint nchw, double pad_value, Py_ssize_t block, Py_ssize_t parts,
+                    int num_threads):
+    """grad_kernel and grad_bias (see the section's comment), with num_threads threads. The tiles
+    are cut into `parts` contiguous parts; a thread takes a whole part and sums its blocks, in
+    order, into the part's own M (in the dtype) and bias (in float64), with its own V and E (and,
+    for NCHW, an image of x and one of grad_y in channels-last order). The parts are then added
+    in order, in float64."""
+    cdef Py_ssize_t total = g.N * g.tiles_h * g.tiles_w, threads = max(num_threads, 1)
     cdef Py_ssize_t F = g.F, C = g.C
     g.block = block
     g.v_plane = block * C + SKEW
     g.m_plane = block * F + SKEW
+    cdef Py_ssize_t ve_size = 16 * (g.v_plane + g.m_plane)
     cdef Py_ssize_t x_image = g.H * g.W * C if nchw else 0
     cdef Py_ssize_t gy_image = g.OH * g.OW * F if nchw else 0
     cdef object dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, :, ::1] mm = np.zeros((16, F, C), dtype=dtype)
-    cdef floating[::1] team = np.empty(16 * (g.v_plane + g.m_plane), dtype=dtype)
-    cdef floating[:, ::1] own = np.empty((threads, x_image + gy_image + 1), dtype=dtype)
+    cdef floating[:, :, :, ::1] mm = np.zeros((parts, 16, F, C), dtype=dtype)
+    cdef double[:, ::1] bias = np.zeros((parts, F))
+    cdef floating[:, ::1] own = np.empty((threads, ve_size + x_image + gy_image), dtype=dtype)
     cdef Py_ssize_t[:, ::1] image_n = np.full((threads, 2), -1, dtype=np.intp)
     cdef floating pad = <floating>pad_value
-    cdef floating* v = &team[0]
-    cdef floating* e = v + 16 * g.v_plane
-    cdef Py_ssize_t blk, first, count, chunks, task, tid, a, f
-    for f in range(F):
-        grad_bias[f] = 0
-    for blk in range(n_blocks):
-        first = blk * block
-        count = min(block, total - first)
-        chunks = (count + CHUNK - 1) // CHUNK
-        with nogil, parallel(num_threads=num_threads):
-            tid = threadid()
-            for task in prange(2 * chunks, schedule="dynamic"):
-                if task < chunks:
-                    _inputs(x, &g, nchw, pad, first + task * CHUNK, min(CHUNK, count - task * CHUNK),
-                            v + task * CHUNK * C, &own[tid, 0], &image_n[tid, 0])
-                else:
-                    _grads(gy, &g, nchw, first + (task - chunks) * CHUNK, min(CHUNK, count - (task - chunks) * CHUNK),
-                           e + (task - chunks) * CHUNK * F, &own[tid, x_image], &image_n[tid, 1])
-            for a in prange(17, schedule="dynamic"):
-                if a < 16:
+    cdef floating* v
+    cdef floating* e
+    cdef Py_ssize_t part, first, stop, count, a, f
+    with nogil, parallel(num_threads=num_threads):
+        v = &own[threadid(), 0]
+        e = v + 16 * g.v_plane
+        for part in prange(parts, schedule="dynamic"):
+            first = part * total // parts
+            stop = (part + 1) * total // parts
+            while first < stop:
+                count = min(block, stop - first)
+                _inputs(x, &g, nchw, pad, first, count, v, e + 16 * g.m_plane, &image_n[threadid(), 0])
+                _grads(gy, &g, nchw, first, count, e, e + 16 * g.m_plane + x_image, &image_n[threadid(), 1])
+                for a in range(16):
                     gemm(True, False, <int>F, <int>C, <int>count, <floating>1, e + a * g.m_plane, <int>F,
-                         v + a * g.v_plane, <int>C, <floating>1, &mm[a, 0, 0], <int>C)
-                else:
-                    _bias_sums(gy, &g, nchw, first, count, grad_bias)
+                         v + a * g.v_plane, <int>C, <floating>1, &mm[part, a, 0, 0], <int>C)
+                _bias_sums(gy, &g, nchw, first, count, &bias[part, 0])
+                first = first + count
     with nogil:
         for f in prange(F, schedule="static", num_threads=num_threads):
-            _kernel_grad_out(&mm[0, 0, 0], F, C, f, nchw, grad_kernel + f * 9 * C)
+            grad_bias[f] = 0
+            for part in range(parts):
+                grad_bias[f] += bias[part, f]
+            _kernel_grad_out(&mm[0, 0, 0, 0], parts, F, C, f, nchw, grad_kernel + f * 9 * C)
 
 
 def kernel_grad_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
@@ -792,15 +800,17 @@ def kernel_grad_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
                      double[::1] grad_bias,                # OUT (F,)
                      Py_ssize_t pad_top, Py_ssize_t pad_left,
                      Py_ssize_t dh, Py_ssize_t dw,
-                     double pad_value, Py_ssize_t block, int num_threads):
+                     double pad_value, Py_ssize_t block, Py_ssize_t parts, int num_threads):
     """grad_kernel = dL/dkernel of the 3x3 stride-1 convolution of x (see the module docstring) for
     grad_y = dL/dy, by Winograd F(2x2, 3x3), and grad_bias = grad_y summed per filter in float64.
-    The tiles are taken `block` at a time (>= 1; the products' K): the result depends on it, never
-    on num_threads."""
+    The tiles are cut into `parts` parts (1 <= parts <= the number of tiles, which is
+    N * ceil(OH / 2) * ceil(OW / 2) without dilation), taken `block` tiles (>= 1: the products' K)
+    at a time: the result depends on both, never on num_threads. Takes parts * 16 * F * C values
+    for the partial sums, and per thread 16 block (C + F) (plus H W C + OH OW F for NCHW)."""
     cdef _Geometry g = _geometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], grad_y.shape[1],
                                  grad_y.shape[2], grad_y.shape[3], pad_top, pad_left, dh, dw, 2, sizeof(floating))
     _grad_run(&x[0, 0, 0, 0], &grad_y[0, 0, 0, 0], &grad_kernel[0, 0, 0, 0], &grad_bias[0], g, False,
-              pad_value, block, num_threads)
+              pad_value, block, parts, num_threads)
 
 
 def kernel_grad_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
@@ -809,10 +819,10 @@ def kernel_grad_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
                      double[::1] grad_bias,                # OUT (F,)
                      Py_ssize_t pad_top, Py_ssize_t pad_left,
                      Py_ssize_t dh, Py_ssize_t dw,
-                     double pad_value, Py_ssize_t block, int num_threads):
+                     double pad_value, Py_ssize_t block, Py_ssize_t parts, int num_threads):
     """The NCHW twin of kernel_grad_nhwc. Each thread keeps one image of x and one of grad_y in
     channels-last order."""
     cdef _Geometry g = _geometry(x.shape[0], x.shape[2], x.shape[3], x.shape[1], grad_y.shape[2],
                                  grad_y.shape[3], grad_y.shape[1], pad_top, pad_left, dh, dw, 2, sizeof(floating))
     _grad_run(&x[0, 0, 0, 0], &grad_y[0, 0, 0, 0], &grad_kernel[0, 0, 0, 0], &grad_bias[0], g, True,
-              pad_value, block, num_threads)
+              pad_value, block, parts, num_threads)
