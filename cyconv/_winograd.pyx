@@ -52,6 +52,9 @@ not read, so they add no rounding error (and a non-finite value there cannot rea
 value that a written output does read spreads to every output of its tile (inf - inf in the
 transforms), unlike in a direct convolution.
 
+kernel_grad_nhwc / kernel_grad_nchw compute the kernel gradient of the same convolution by
+F(2x2, 3x3), whatever the forward's tile (see the section before them).
+
 These functions trust their caller: shapes, dtypes, contiguity and the geometry are validated
 before, once. Compiled without bounds checks (unless built with CYCONV_CYTHON_DEBUG=1).
 """

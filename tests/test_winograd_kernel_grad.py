@@ -17,7 +17,8 @@ reads it), a linear map of the products e * d with a known number of roundings o
 
     grad_y transform A e A^T   2 passes of at most one addition:                      2
     input transform B^T d B    2 passes of at most one addition:                      2
-    products M = sum_t E V     a T-term sum of products in any order (BLAS, blocks):  T
+    products M = sum_t E V     a T-term sum of products in any order (BLAS in blocks,
+                               parts added in float64):                           T
     G^T M G                    float64, 2 passes of at most 2 additions (halving exact): 4
     rounding to the dtype      once:                                                  1
 
