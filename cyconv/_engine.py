@@ -9,7 +9,8 @@ cyconv._problems has checked; everything below it (the compiled modules) trusts 
     backward(problem, grad_y)             -> (grad_x, grad_kernel, grad_bias)
 
 Algorithms (the forward pass and the input gradient; the kernel gradient is "gemm" but for
-"direct" depthwise convolutions):
+"direct" depthwise convolutions and "winograd" / "winograd_4x4" ones, whose kernel gradient is
+Winograd F(2x2, 3x3)):
   "gemm"          im2col + GEMM, fused per core (cyconv._gemm): any geometry, any groups.
   "winograd"      Winograd F(2x2, 3x3) (cyconv._winograd): 3x3 kernels at stride 1, no groups.
   "winograd_4x4"  Winograd F(4x4, 3x3): fewer products, 15-25x less exact; only when asked for.
@@ -21,7 +22,8 @@ How the work is cut (sizes depend on the problem only, never on the thread count
 results are identical for any number of threads):
   - Products run on blocks of the patch matrix of about BLOCK_BYTES, one block per thread at a time.
   - The kernel gradient is summed as partial sums over (parts of the rows) x (groups) x (parts of
-    a group's columns): at least PARTIAL_UNITS units of work, added in a fixed order.
+    a group's columns): at least PARTIAL_UNITS units of work, added in a fixed order (Winograd's:
+    over parts of the tiles).
   - The input gradient of a stride-1 convolution is itself a convolution of grad_y with the
     flipped kernel (so every forward algorithm serves it); with strides, or few channels,
     grad_y @ kernel is formed a round of images at a time and added back into grad_x (col2im).
@@ -207,6 +209,46 @@ def _winograd_forward(problem, tile):
     return y
 
 
+# The Winograd kernel gradient takes tiles this many at a time (the K of its products), fewer when
+# the per-thread transforms of a block, 16 (C + F) values a tile, would exceed WINOGRAD_GRAD_BYTES.
+WINOGRAD_GRAD_BLOCK = 128
+WINOGRAD_GRAD_BYTES = 2 * 2**20
+# Its partial sums (2 at least, for 2 threads) take at most this much: larger ones cost more to
+# zero, add and keep in cache than the threads' balance gains (measured on 2 cores: 2 parts of
+# 16 F C values beat 4 and 8 by 10-40% at C = F = 128 and 256, tied at 64).
+WINOGRAD_GRAD_PARTIAL_BYTES = 2 * 2**20
+
+
+def _winograd_kernel_grad(problem, grad_y):
+    """(grad_kernel, grad_bias) by Winograd F(2x2, 3x3). The tiles are cut into PARTIAL_UNITS parts
+    (partial sums), fewer when they would exceed WINOGRAD_GRAD_PARTIAL_BYTES (but 2 at least) or
+    there are fewer blocks: sizes that depend on the problem and the workspace limit only, never
+    on the thread count."""
+    g = problem.geometry
+    if problem.batch == 0:
+        return np.zeros_like(problem.kernel), np.zeros(problem.filters, dtype=problem.dtype)
+    c, f, item = problem.channels, problem.filters, problem.dtype.itemsize
+    tiles = problem.batch * _tiles_along(g.out_h, g.dilation_h + 1) * _tiles_along(g.out_w, g.dilation_w + 1)
+    budget = min(WINOGRAD_GRAD_BYTES, _config.get_max_workspace())
+    block = int(max(1, min(WINOGRAD_GRAD_BLOCK, tiles, budget // (16 * (c + f) * item))))
+    parts = max(2, min(PARTIAL_UNITS, WINOGRAD_GRAD_PARTIAL_BYTES // (16 * f * c * item)))
+    parts = int(min(parts, -(-tiles // block)))
+    grad_kernel = np.empty_like(problem.kernel)
+    grad_bias = np.empty(f)
+    threads = _threads(problem)
+    kernel = _winograd.kernel_grad_nchw if problem.layout == "NCHW" else _winograd.kernel_grad_nhwc
+    with one_blas_thread(threads):
+        kernel(problem.x, grad_y, grad_kernel, grad_bias, g.pad_top, g.pad_left, g.dilation_h, g.dilation_w,
+               problem.pad_value, block, parts, threads)
+    return grad_kernel, grad_bias.astype(problem.dtype)
+
+
+def _tiles_along(out, step):
+    """F(2x2) tiles along an axis of `out` outputs split into `step` interleaved sub-grids (dilation
+    + 1): 2 consecutive outputs of a sub-grid per tile."""
+    return sum(-(-len(range(p, out, step)) // 2) for p in range(min(step, out)))
+
+
 def _gemm_forward(problem):
     g = problem.geometry
     wm = problem.kernel.reshape(problem.filters, -1)
@@ -244,6 +286,8 @@ def kernel_grad(problem, grad_y):
         kernel(problem.x, grad_y, grad_kernel, grad_bias, *_strides_dilations_pads(problem.geometry),
                problem.pad_value, _threads(problem))
         return grad_kernel, grad_bias.astype(problem.dtype)
+    if _choose(problem).startswith("winograd"):
+        return _winograd_kernel_grad(problem, grad_y)
     g = problem.geometry
     f, groups = problem.filters, problem.groups
     group_taps = problem.kernel[0].size

@@ -52,6 +52,9 @@ not read, so they add no rounding error (and a non-finite value there cannot rea
 value that a written output does read spreads to every output of its tile (inf - inf in the
 transforms), unlike in a direct convolution.
 
+kernel_grad_nhwc / kernel_grad_nchw compute the kernel gradient of the same convolution by
+F(2x2, 3x3), whatever the forward's tile (see the section before them).
+
 These functions trust their caller: shapes, dtypes, contiguity and the geometry are validated
 before, once. Compiled without bounds checks (unless built with CYCONV_CYTHON_DEBUG=1).
 """
@@ -340,10 +343,12 @@ cdef inline void _add(floating* d, const floating* s, const floating* b, Py_ssiz
         d[c] = s[c] + b[c]
 
 
-cdef void _image_hwc(const floating* x, const _Geometry* g, Py_ssize_t n, floating* image) noexcept nogil:
-    """image (H, W, C) = image n of the NCHW input x. In blocks of LANES columns: each row segment
-    of x is read once, and the LANES pixels written to stay in cache across the channels."""
-    cdef Py_ssize_t H = g.H, W = g.W, C = g.C, c, h, chunk, w0, w, ww
+cdef void _image_hwc(const floating* x, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                     floating* image) noexcept nogil:
+    """image (H, W, C) = the (C, H, W) image x in channels-last order. In blocks of LANES columns:
+    each row segment of x is read once, and the LANES pixels written to stay in cache across the
+    channels."""
+    cdef Py_ssize_t c, h, chunk, w0, w, ww
     cdef const floating* src
     cdef floating* dst
     for h in range(H):
@@ -352,7 +357,7 @@ cdef void _image_hwc(const floating* x, const _Geometry* g, Py_ssize_t n, floati
             ww = min(LANES, W - w0)
             dst = image + (h * W + w0) * C
             for c in range(C):
-                src = x + ((n * C + c) * H + h) * W + w0
+                src = x + (c * H + h) * W + w0
                 for w in range(ww):
                     dst[w * C + c] = src[w]
 
@@ -432,7 +437,7 @@ cdef void _inputs(const floating* x, const _Geometry* g, bint nchw, floating pad
             _input_tile(x, g, pad, n, oh0, vr, ow0, vc, v + b * g.C, g.v_plane)
             continue
         if image_n[0] != n:
-            _image_hwc(x, g, n, image)
+            _image_hwc(x + n * g.C * g.H * g.W, g.C, g.H, g.W, image)
             image_n[0] = n
         _input_tile(image, g, pad, 0, oh0, vr, ow0, vc, v + b * g.C, g.v_plane)
 
@@ -590,3 +595,237 @@ def transform_kernel(const floating[:, :, :, ::1] kernel,  # IN  (F, 3, 3, C), o
                 for a in range(alpha * alpha):
                     for f in range(n):
                         u[a, c, f0 + f] = <floating>r[a * LANES + f]
+
+
+# ---------------------------------------------------------------------------------------------
+# The kernel gradient by F(2x2, 3x3). A tile's outputs y = A^T [(G g G^T) * (B^T d B)] A are
+# bilinear in the 3x3 kernel g and the 4x4 input window d, so a loss with dL/dy = e (2x2) on the
+# tile has dL/dg = G^T [(A e A^T) * (B^T d B)] G: the correlation of d with e, the 3x3 taps
+# sum_{i, j} e[i, j] d[i + k, j + l]. Summed over every tile of every image, for filter f and
+# channel c:
+#     grad_kernel[f, c] = G^T M[f, c] G,   M[a][f, c] = sum_t E[a][t, f] V[a][t, c],  a < 16,
+# with V = B^T d B the forward's input transform and E = A e A^T the grad_y tile, 2x2 -> 4x4,
+# A = [[1, 0], [1, 1], [1, -1], [0, -1]]. Outputs of a tile outside y have e = 0, and the window
+# positions that only they read are 0 in V (as in the forward): they add nothing.
+#
+# How a call runs. The tiles (numbered as in the forward) are cut into `parts` contiguous parts
+# and each part into blocks of `block` tiles, both sizes the caller's choice from the problem only.
+# One OpenMP team takes whole parts, each thread with its own V (16, block, C) and E (16, block, F):
+# for each block of its part, in order, the transforms, then the 16 products M[a] += E[a]^T V[a]
+# (single-threaded BLAS, K = the block's tiles) into the part's own M, and the part's bias sum in
+# float64. No barrier inside the loop. The parts are then added in order, in float64, and
+# grad_kernel = G^T M G, filter by filter: the same operations whatever the thread count.
+# ---------------------------------------------------------------------------------------------
+
+cdef inline void _grad_1d(const floating* s0, const floating* s1, floating* d, Py_ssize_t ds,
+                          Py_ssize_t n) noexcept nogil:
+    """d = A s for F(2x2, 3x3): 2 vectors in, 4 out, at most one rounded operation on a path."""
+    cdef Py_ssize_t c
+    for c in range(n):
+        d[c] = s0[c]
+    for c in range(n):
+        d[ds + c] = s0[c] + s1[c]
+    for c in range(n):
+        d[2 * ds + c] = s0[c] - s1[c]
+    for c in range(n):
+        d[3 * ds + c] = -s1[c]
+
+
+cdef inline void _grad_2d(const floating** p, floating* t, floating* e, Py_ssize_t plane,
+                          Py_ssize_t n) noexcept nogil:
+    """E = A e A^T of one tile, e[i, j] at p[2 i + j][0:n]: E[a, b] to e[(4 a + b) * plane], through
+    t (local, (A e)[a, j] at t[a * STRIDE + j * LANES])."""
+    cdef Py_ssize_t j, a
+    for j in range(2):
+        _grad_1d(p[j], p[2 + j], t + j * LANES, STRIDE, n)
+    for a in range(4):
+        _grad_1d(t + a * STRIDE, t + a * STRIDE + LANES, e + 4 * a * plane, plane, n)
+
+
+cdef void _grad_tile(const floating* gy, const _Geometry* g, Py_ssize_t oh0, Py_ssize_t vr,
+                     Py_ssize_t ow0, Py_ssize_t vc, floating* e, Py_ssize_t plane) noexcept nogil:
+    """E of the tile with outputs (oh0, ow0) + step * (0..vr-1, 0..vc-1) of the channels-last
+    grad_y image gy (OH, OW, F), its outputs outside y taken as 0, into e[a * plane + f]."""
+    cdef floating t[4 * STRIDE]
+    cdef floating zeros[LANES]
+    cdef const floating* p[4]
+    cdef Py_ssize_t F = g.F, chunk, f0, i, j
+    _fill(zeros, LANES, 0)
+    for chunk in range((F + LANES - 1) // LANES):
+        f0 = chunk * LANES
+        for i in range(2):
+            for j in range(2):
+                if i < vr and j < vc:
+                    p[2 * i + j] = gy + ((oh0 + g.sh * i) * g.OW + ow0 + g.sw * j) * F + f0
+                else:
+                    p[2 * i + j] = zeros
+        if F - f0 >= LANES:  # a full chunk: constant trip counts
+            _grad_2d(p, t, e + f0, plane, LANES)
+        else:
+            _grad_2d(p, t, e + f0, plane, F - f0)
+
+
+cdef void _grads(const floating* gy, const _Geometry* g, bint nchw, Py_ssize_t first, Py_ssize_t count,
+                 floating* e, floating* image, Py_ssize_t* image_n) noexcept nogil:
+    """E of tiles first .. first + count - 1 into rows 0 .. count - 1 of e. NCHW: image holds
+    image image_n[0] of grad_y in channels-last order, refilled when n changes."""
+    cdef Py_ssize_t b, n, oh0, vr, ow0, vc, size = g.OH * g.OW * g.F
+    for b in range(count):
+        n, oh0, vr, ow0, vc = _locate(g, first + b)
+        if not nchw:
+            _grad_tile(gy + n * size, g, oh0, vr, ow0, vc, e + b * g.F, g.m_plane)
+            continue
+        if image_n[0] != n:
+            _image_hwc(gy + n * size, g.F, g.OH, g.OW, image)
+            image_n[0] = n
+        _grad_tile(image, g, oh0, vr, ow0, vc, e + b * g.F, g.m_plane)
+
+
+cdef void _bias_sums(const floating* gy, const _Geometry* g, bint nchw, Py_ssize_t first,
+                     Py_ssize_t count, double* bias) noexcept nogil:
+    """bias[f] += grad_y summed over the outputs of tiles first .. first + count - 1, in float64,
+    in a fixed order (NHWC tile by tile, NCHW filter by filter)."""
+    cdef Py_ssize_t OH = g.OH, OW = g.OW, F = g.F, b, n, oh0, vr, ow0, vc, i, j, f
+    cdef const floating* src
+    if not nchw:
+        for b in range(count):
+            n, oh0, vr, ow0, vc = _locate(g, first + b)
+            for i in range(vr):
+                for j in range(vc):
+                    src = gy + ((n * OH + oh0 + g.sh * i) * OW + ow0 + g.sw * j) * F
+                    for f in range(F):
+                        bias[f] += src[f]
+        return
+    for f in range(F):
+        for b in range(count):
+            n, oh0, vr, ow0, vc = _locate(g, first + b)
+            src = gy + ((n * F + f) * OH + oh0) * OW + ow0
+            for i in range(vr):
+                for j in range(vc):
+                    bias[f] += src[g.sh * i * OW + g.sw * j]
+
+
+cdef inline void _kernel_grad_1d(const double* s, Py_ssize_t ss, double* d, Py_ssize_t ds,
+                                 Py_ssize_t n) noexcept nogil:
+    """d[k * ds + i] = (G^T s)[k] at lane i < n for s[k * ss + i], F(2x2, 3x3): 4 vectors in, 3
+    out, in float64, G^T = [[1, 1/2, 1/2, 0], [0, 1/2, -1/2, 0], [0, 1/2, 1/2, 1]]."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        d[i] = s[i] + (s[ss + i] + s[2 * ss + i]) / 2
+        d[ds + i] = (s[ss + i] - s[2 * ss + i]) / 2
+        d[2 * ds + i] = (s[ss + i] + s[2 * ss + i]) / 2 + s[3 * ss + i]
+
+
+cdef void _kernel_grad_out(const floating* partials, Py_ssize_t parts, Py_ssize_t F, Py_ssize_t C,
+                           Py_ssize_t f, bint nchw, floating* out) noexcept nogil:
+    """out = grad_kernel of filter f, G^T M[f, c] G for every c, from partials (parts, 16, F, C):
+    M = the sum of the parts in order, then the transform, in float64, rounded once. out is
+    (3, 3, C), or (C, 3, 3) if nchw."""
+    cdef double s[16 * LANES]
+    cdef double t[12 * LANES]
+    cdef double r[9 * LANES]
+    cdef const floating* src
+    cdef Py_ssize_t chunk, c0, n, part, a, b, i, c
+    for chunk in range((C + LANES - 1) // LANES):
+        c0 = chunk * LANES
+        n = min(LANES, C - c0)
+        for a in range(16):
+            for c in range(n):
+                s[a * LANES + c] = 0
+            for part in range(parts):
+                src = partials + ((part * 16 + a) * F + f) * C + c0
+                for c in range(n):
+                    s[a * LANES + c] += src[c]
+        # t[i][b] = (G^T M)[i, b], column by column, then r[i][j] = (G^T M G)[i, j], row by row
+        for b in range(4):
+            _kernel_grad_1d(s + b * LANES, 4 * LANES, t + b * LANES, 4 * LANES, n)
+        for i in range(3):
+            _kernel_grad_1d(t + i * 4 * LANES, LANES, r + i * 3 * LANES, LANES, n)
+        for a in range(9):
+            for c in range(n):
+                if nchw:
+                    out[(c0 + c) * 9 + a] = <floating>r[a * LANES + c]
+                else:
+                    out[a * C + c0 + c] = <floating>r[a * LANES + c]
+
+
+cdef void _grad_run(const floating* x, const floating* gy, floating* grad_kernel, double* grad_bias,
+                    _Geometry g, bint nchw, double pad_value, Py_ssize_t block, Py_ssize_t parts,
+                    int num_threads):
+    """grad_kernel and grad_bias (see the section's comment), with num_threads threads. The tiles
+    are cut into `parts` contiguous parts; a thread takes a whole part and sums its blocks, in
+    order, into the part's own M (in the dtype) and bias (in float64), with its own V and E (and,
+    for NCHW, an image of x and one of grad_y in channels-last order). The parts are then added
+    in order, in float64."""
+    cdef Py_ssize_t total = g.N * g.tiles_h * g.tiles_w, threads = max(num_threads, 1)
+    cdef Py_ssize_t F = g.F, C = g.C
+    g.block = block
+    g.v_plane = block * C + SKEW
+    g.m_plane = block * F + SKEW
+    cdef Py_ssize_t ve_size = 16 * (g.v_plane + g.m_plane)
+    cdef Py_ssize_t x_image = g.H * g.W * C if nchw else 0
+    cdef Py_ssize_t gy_image = g.OH * g.OW * F if nchw else 0
+    cdef object dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, :, :, ::1] mm = np.zeros((parts, 16, F, C), dtype=dtype)
+    cdef double[:, ::1] bias = np.zeros((parts, F))
+    cdef floating[:, ::1] own = np.empty((threads, ve_size + x_image + gy_image), dtype=dtype)
+    cdef Py_ssize_t[:, ::1] image_n = np.full((threads, 2), -1, dtype=np.intp)
+    cdef floating pad = <floating>pad_value
+    cdef floating* v
+    cdef floating* e
+    cdef Py_ssize_t part, first, stop, count, a, f
+    with nogil, parallel(num_threads=num_threads):
+        v = &own[threadid(), 0]
+        e = v + 16 * g.v_plane
+        for part in prange(parts, schedule="dynamic"):
+            first = part * total // parts
+            stop = (part + 1) * total // parts
+            while first < stop:
+                count = min(block, stop - first)
+                _inputs(x, &g, nchw, pad, first, count, v, e + 16 * g.m_plane, &image_n[threadid(), 0])
+                _grads(gy, &g, nchw, first, count, e, e + 16 * g.m_plane + x_image, &image_n[threadid(), 1])
+                for a in range(16):
+                    gemm(True, False, <int>F, <int>C, <int>count, <floating>1, e + a * g.m_plane, <int>F,
+                         v + a * g.v_plane, <int>C, <floating>1, &mm[part, a, 0, 0], <int>C)
+                _bias_sums(gy, &g, nchw, first, count, &bias[part, 0])
+                first = first + count
+    with nogil:
+        for f in prange(F, schedule="static", num_threads=num_threads):
+            grad_bias[f] = 0
+            for part in range(parts):
+                grad_bias[f] += bias[part, f]
+            _kernel_grad_out(&mm[0, 0, 0, 0], parts, F, C, f, nchw, grad_kernel + f * 9 * C)
+
+
+def kernel_grad_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
+                     const floating[:, :, :, ::1] grad_y,  # IN  (N, OH, OW, F)
+                     floating[:, :, :, ::1] grad_kernel,   # OUT (F, 3, 3, C)
+                     double[::1] grad_bias,                # OUT (F,)
+                     Py_ssize_t pad_top, Py_ssize_t pad_left,
+                     Py_ssize_t dh, Py_ssize_t dw,
+                     double pad_value, Py_ssize_t block, Py_ssize_t parts, int num_threads):
+    """grad_kernel = dL/dkernel of the 3x3 stride-1 convolution of x (see the module docstring) for
+    grad_y = dL/dy, by Winograd F(2x2, 3x3), and grad_bias = grad_y summed per filter in float64.
+    The tiles are cut into `parts` parts (1 <= parts <= the number of tiles, which is
+    N * ceil(OH / 2) * ceil(OW / 2) without dilation), taken `block` tiles (>= 1: the products' K)
+    at a time: the result depends on both, never on num_threads. Takes parts * 16 * F * C values
+    for the partial sums, and per thread 16 block (C + F) (plus H W C + OH OW F for NCHW)."""
+    cdef _Geometry g = _geometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], grad_y.shape[1],
+                                 grad_y.shape[2], grad_y.shape[3], pad_top, pad_left, dh, dw, 2, sizeof(floating))
+    _grad_run(&x[0, 0, 0, 0], &grad_y[0, 0, 0, 0], &grad_kernel[0, 0, 0, 0], &grad_bias[0], g, False,
+              pad_value, block, parts, num_threads)
+
+
+def kernel_grad_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
+                     const floating[:, :, :, ::1] grad_y,  # IN  (N, F, OH, OW)
+                     floating[:, :, :, ::1] grad_kernel,   # OUT (F, C, 3, 3)
+                     double[::1] grad_bias,                # OUT (F,)
+                     Py_ssize_t pad_top, Py_ssize_t pad_left,
+                     Py_ssize_t dh, Py_ssize_t dw,
+                     double pad_value, Py_ssize_t block, Py_ssize_t parts, int num_threads):
+    """The NCHW twin of kernel_grad_nhwc. Each thread keeps one image of x and one of grad_y in
+    channels-last order."""
+    cdef _Geometry g = _geometry(x.shape[0], x.shape[2], x.shape[3], x.shape[1], grad_y.shape[2],
+                                 grad_y.shape[3], grad_y.shape[1], pad_top, pad_left, dh, dw, 2, sizeof(floating))
+    _grad_run(&x[0, 0, 0, 0], &grad_y[0, 0, 0, 0], &grad_kernel[0, 0, 0, 0], &grad_bias[0], g, True,
+              pad_value, block, parts, num_threads)
