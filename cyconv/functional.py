@@ -76,7 +76,8 @@ def conv2d_backward(grad_y, x, kernel, strides=1, dilations=0, padding="VALID", 
     Arguments as for conv2d; grad_y has the shape of conv2d's output. Returns
     (grad_x, grad_kernel, grad_bias) shaped like x, kernel and (F,). With a padding mode other
     than "constant", the gradient of each padded pixel flows back to the pixel it copied.
-    `algorithm` computes grad_x (at stride 1 a convolution of grad_y); grad_kernel is im2col-GEMM.
+    `algorithm` computes grad_x (at stride 1 a convolution of grad_y); grad_kernel is im2col-GEMM,
+    but Winograd F(2x2, 3x3) under either Winograd algorithm and direct for depthwise ones.
     """
     problem = conv_problem(x, kernel, None, strides, dilations, padding, layout, pad_value, groups=groups,
                            padding_mode=padding_mode, algorithm=algorithm)
