@@ -21,9 +21,8 @@ exchange, assembling the result); with data in a Zarr store, reading it would co
 Timings are medians of --repeats runs, Dask and in-memory alternating. --scheduler threads (Dask's
 default) runs chunks in parallel, which is what a user gets; --scheduler synchronous runs them
 one at a time, which isolates what chunking costs. --blas-threads N holds NumPy's BLAS to N
-threads for both calls (threadpoolctl): Dask's threads each call BLAS, so 1 is the usual choice
-under Dask (its distributed workers set it), and on a busy machine it is the faster setting for
-the in-memory call too.
+threads for both calls (threadpoolctl), as Dask's distributed workers do; cyconv itself already
+holds BLAS to one thread inside its calls, so this matters only for other NumPy work.
 
 Each comparison also checks the results: both sum the same K = 3*3*3 + 1 terms per output, so
 they differ by at most 2 gamma_K sum|terms| (gamma_K = K u / (1 - K u), u = 2**-24 in float32),
