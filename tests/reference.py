@@ -188,6 +188,28 @@ def padded(x, pad_top, pad_left, rows, cols, pad_value):
     return xp
 
 
+def kernel_grad_reference(x, grad_y, kernel_hw, strides=(1, 1), dilations=(0, 0), pads=(0, 0), pad_value=0.0,
+                          groups=1):
+    """dL/dkernel from its definition, NHWC, float64: grad_kernel[f, i, j, c] = the sum over n, oh, ow
+    of grad_y[n, oh, ow, f] * xp[n, oh sh + i (dh + 1), ow sw + j (dw + 1), g C/G + c], g = f's group,
+    xp = x padded by the signed pads (top, left) with pad_value (see padded)."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel_hw, strides, dilations
+    n, oh, ow, f = grad_y.shape
+    xp = padded(np.asarray(x, np.float64), pads[0], pads[1], (oh - 1) * sh + (kh - 1) * (dh + 1) + 1,
+                (ow - 1) * sw + (kw - 1) * (dw + 1) + 1, pad_value)
+    cg, fg = x.shape[3] // groups, f // groups
+    grad_y = np.asarray(grad_y, np.float64)
+    grad_kernel = np.zeros((f, kh, kw, cg))
+    for i in range(kh):
+        for j in range(kw):
+            window = xp[:, i * (dh + 1):i * (dh + 1) + (oh - 1) * sh + 1:sh,
+                        j * (dw + 1):j * (dw + 1) + (ow - 1) * sw + 1:sw]
+            for g in range(groups):
+                grad_kernel[g * fg:(g + 1) * fg, i, j] = np.einsum(
+                    "nhwf,nhwc->fc", grad_y[..., g * fg:(g + 1) * fg], window[..., g * cg:(g + 1) * cg])
+    return grad_kernel
+
+
 def direct_reference(x, kernel, bias, pads, out_hw, dilations, pad_value):
     """A stride-1 convolution with signed pads (pad_top, pad_left) and output size out_hw, by
     conv2d_reference on the explicitly padded (or cropped) input."""

@@ -13,7 +13,7 @@ from cyconv._bench.documents import conv_backward, conv_forward, documents_conv
 from cyconv._bench.layers import LAYERS, LayerSpec, make_inputs
 from cyconv._bench.runner import Settings, run_suite
 from cyconv._bench.timing import BlockPlan
-from reference import conv2d_transpose_reference, grouped_conv2d_reference, nchw, nhwc
+from reference import conv2d_transpose_reference, grouped_conv2d_reference, kernel_grad_reference, nchw, nhwc
 
 FLOAT64_UNIT_ROUNDOFF = 2.0**-53
 
@@ -223,23 +223,6 @@ def test_check_passes_correct_float32_results_and_fails_a_missing_tap():
     assert not check.compare(wrong, reference["y"], bounds["y"])["ok"]
 
 
-def _kernel_grad_reference(x, grad_y, kernel_hw, stride, pads, groups):
-    """NHWC float64, from the definition: grad_kernel[f, i, j, c] = sum over n, oh, ow of
-    grad_y[n, oh, ow, f] * xpad[n, oh * stride + i, ow * stride + j, g * C / G + c], g = f's group."""
-    (top, bottom), (left, right) = pads
-    xpad = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    n, oh, ow, f = grad_y.shape
-    cg, fg = x.shape[3] // groups, f // groups
-    grad_kernel = np.zeros((f,) + tuple(kernel_hw) + (cg,))
-    for i in range(kernel_hw[0]):
-        for j in range(kernel_hw[1]):
-            window = xpad[:, i:i + (oh - 1) * stride + 1:stride, j:j + (ow - 1) * stride + 1:stride]
-            for g in range(groups):
-                grad_kernel[g * fg:(g + 1) * fg, i, j] = np.einsum(
-                    "nhwf,nhwc->fc", grad_y[..., g * fg:(g + 1) * fg], window[..., g * cg:(g + 1) * cg])
-    return grad_kernel
-
-
 def _reference_results(spec, inputs, kernel):
     """The layer's five results (NCHW, float64) from tests/reference.py's loops and the definition
     of the kernel gradient, with `kernel` (NCHW) in place of the inputs' kernel."""
@@ -250,11 +233,11 @@ def _reference_results(spec, inputs, kernel):
     if spec.transposed:  # the adjoint of the convolution u: u's input is grad_y, u's output gradient is x
         y = conv2d_transpose_reference(x, k, bias, *args, pads, (spec.h, spec.w), groups=spec.groups)
         grad_x = grouped_conv2d_reference(grad_y, k, None, *args, pads, groups=spec.groups)
-        grad_kernel = _kernel_grad_reference(grad_y, x, (spec.k, spec.k), spec.stride, pads, spec.groups)
+        grad_kernel = kernel_grad_reference(grad_y, x, (spec.k, spec.k), (spec.stride,) * 2, pads=(g.pad_top, g.pad_left), groups=spec.groups)
     else:
         y = grouped_conv2d_reference(x, k, bias, *args, pads, groups=spec.groups)
         grad_x = conv2d_transpose_reference(grad_y, k, None, *args, pads, (spec.h, spec.w), groups=spec.groups)
-        grad_kernel = _kernel_grad_reference(x, grad_y, (spec.k, spec.k), spec.stride, pads, spec.groups)
+        grad_kernel = kernel_grad_reference(x, grad_y, (spec.k, spec.k), (spec.stride,) * 2, pads=(g.pad_top, g.pad_left), groups=spec.groups)
     return {"y": nchw(y), "y_fb": nchw(y), "grad_x": nchw(grad_x), "grad_kernel": nchw(grad_kernel),
             "grad_bias": grad_y.sum(axis=(0, 1, 2))}
 

@@ -19,19 +19,13 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from cyconv import _depthwise
-from reference import conv2d_reference, finite_difference_grad, nchw, nhwc
-
-UNIT_ROUNDOFF = {np.float32: 2.0**-24, np.float64: 2.0**-53}
-
-
-def gamma(count, unit_roundoff):
-    return count * unit_roundoff / (1 - count * unit_roundoff)
-
+from helpers import gamma
+from reference import conv2d_reference, finite_difference_grad, kernel_grad_reference, nchw, nhwc
 
 def bound(count, dtype):
     """Error bound factor for a sum of `count` terms computed in dtype, compared with a float64
     reference that summed the same terms."""
-    return gamma(count, UNIT_ROUNDOFF[dtype]) + gamma(count, 2.0**-53)
+    return gamma(count, dtype) + gamma(count)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -85,13 +79,10 @@ def input_grad_reference(grad_y, kernel, strides, dilations, pad_top, pad_left, 
     return grad_x
 
 
-def kernel_grad_reference(x, grad_y, kernel_hw, strides, dilations, pad_top, pad_left, pad_value):
-    """d <y, grad_y> / dkernel: sum over (n, oh, ow) of xp(tap (i, j)) [c] * grad_y[..., c * M + m]."""
-    c = x.shape[3]
-    n, out_h, out_w, f = grad_y.shape
-    taps, _ = gather(x, kernel_hw, strides, dilations, pad_top, pad_left, (out_h, out_w), pad_value)
-    gy = np.asarray(grad_y, dtype=np.float64).reshape(n, out_h, out_w, c, f // c)
-    return np.einsum("nhiwjc,nhwcm->cmij", taps, gy).reshape(f, *kernel_hw)
+def depthwise_kernel_grad(x, grad_y, kernel_hw, strides, dilations, pad_top, pad_left, pad_value):
+    """d <y, grad_y> / dkernel, (C * M, kh, kw): reference.py's loop with one group per channel."""
+    return kernel_grad_reference(x, grad_y, kernel_hw, strides, dilations, (pad_top, pad_left), pad_value,
+                                 groups=x.shape[3])[..., 0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -268,13 +259,13 @@ def check_kernel_grad(p, layout):
     x, gy, kernel_hw = p["x"], p["grad_y"], p["kernel"].shape[1:]
     grad_kernel, grad_bias = run_kernel_grad(p, x, gy, kernel_hw, layout)
     assert grad_kernel.dtype == p["dtype"] and grad_bias.dtype == np.float64
-    expected = kernel_grad_reference(x, gy, kernel_hw, *geometry(p), p["pad_value"])
-    terms = kernel_grad_reference(np.abs(x), np.abs(gy), kernel_hw, *geometry(p), abs(p["pad_value"]))
+    expected = depthwise_kernel_grad(x, gy, kernel_hw, *geometry(p), p["pad_value"])
+    terms = depthwise_kernel_grad(np.abs(x), np.abs(gy), kernel_hw, *geometry(p), abs(p["pad_value"]))
     count = gy.shape[0] * gy.shape[1] * gy.shape[2]
     # Partial sums in the dtype, added in float64, rounded once more to the dtype: count + 1 roundings.
     assert_within(grad_kernel, expected, bound(count + 1, p["dtype"]) * terms)
     assert_within(grad_bias, gy.sum(axis=(0, 1, 2), dtype=np.float64),
-                  2 * gamma(count, 2.0**-53) * np.abs(gy).sum(axis=(0, 1, 2), dtype=np.float64))
+                  2 * gamma(count) * np.abs(gy).sum(axis=(0, 1, 2), dtype=np.float64))
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -307,7 +298,7 @@ def test_gradients_match_central_differences(layout, p):
     # sum |terms| of L at any point within h of the arguments.
     terms = np.sum(np.abs(gy) * forward_reference(np.abs(p["x"]) + h, np.abs(p["kernel"]) + h, np.abs(bias) + h,
                                                   *geometry(p), p["out_hw"], abs(p["pad_value"])))
-    tol = 2 * gamma(count, 2.0**-53) * terms / (2 * h)
+    tol = 2 * gamma(count) * terms / (2 * h)
 
     grad_x = run_input_grad(p, gy, p["kernel"], p["x"].shape, layout)
     numeric_x = finite_difference_grad(lambda x: loss(x, p["kernel"], bias), p["x"], h)
@@ -331,7 +322,7 @@ def test_input_grad_is_the_adjoint_of_the_forward(layout, p):
     rhs = np.vdot(x.astype(np.float64), run_input_grad(p, gy, kernel, x.shape, layout).astype(np.float64))
     terms = np.vdot(np.abs(gy), forward_reference(np.abs(x), np.abs(kernel), None, *geometry(p), p["out_hw"], 0.0))
     k = kernel.size // x.shape[3]
-    assert abs(lhs - rhs) <= 2 * (gamma(k, UNIT_ROUNDOFF[p["dtype"]]) + gamma(gy.size + x.size, 2.0**-53)) * terms
+    assert abs(lhs - rhs) <= 2 * (gamma(k, p["dtype"]) + gamma(gy.size + x.size)) * terms
 
 
 # ----------------------------------------------------------------------------------------------

@@ -39,24 +39,15 @@ import cyconv
 from cyconv import _engine
 from cyconv.functional import conv2d_backward
 from helpers import LAYOUTS, from_layout, gamma, to_layout
-from reference import AT, BT, G, padded
+from reference import AT, BT, G, kernel_grad_reference, padded
 from strategies import paddings, resolved_pads
 
 DTYPES = (np.float32, np.float64)
 
 
-def _windows(x, pads, out_hw, dilations, pad_value):
-    """xp[n, oh + i (dh + 1), ow + j (dw + 1), c] as (3, 3, N, OH, OW, C), float64."""
-    (dh, dw), (oh, ow) = dilations, out_hw
-    xp = padded(x.astype(np.float64), pads[0], pads[1], oh + 2 * (dh + 1), ow + 2 * (dw + 1), pad_value)
-    return np.array([[xp[:, i * (dh + 1):i * (dh + 1) + oh, j * (dw + 1):j * (dw + 1) + ow]
-                      for j in range(3)] for i in range(3)])
-
-
 def direct_kernel_grad(x, grad_y, pads, dilations, pad_value):
     """grad_kernel (F, 3, 3, C) of the stride-1 convolution with signed pads (top, left), NHWC, float64."""
-    windows = _windows(x, pads, grad_y.shape[1:3], dilations, pad_value)
-    return np.einsum("nhwf,ijnhwc->fijc", grad_y.astype(np.float64), windows)
+    return kernel_grad_reference(x, grad_y, (3, 3), (1, 1), dilations, pads, pad_value)
 
 
 def winograd_abs(x, grad_y, pads, dilations, pad_value):
