@@ -750,11 +750,12 @@ cdef void _kernel_grad_out(const floating* partials, Py_ssize_t parts, Py_ssize_
 
 
 cdef void _grad_run(const floating* x, const floating* gy, floating* grad_kernel, double* grad_bias,
-                    _Geometry g, bint nchw, double pad_value, Py_ssize_t block, Py_ssize_t parts,
-                    int num_threads):
+                    floating[:, :, :, ::1] mm, _Geometry g, bint nchw, double pad_value, Py_ssize_t block,
+                    Py_ssize_t parts, int num_threads):
     """grad_kernel and grad_bias (see the section's comment), with num_threads threads. The tiles
     are cut into `parts` contiguous parts; a thread takes a whole part and sums its blocks, in
-    order, into the part's own M (in the dtype) and bias (in float64), with its own V and E (and,
+    order, into the part's own M (mm[part], in the dtype: the part's first block overwrites it,
+    so mm need not be zeroed) and bias (in float64), with its own V and E (and,
     for NCHW, an image of x and one of grad_y in channels-last order). The parts are then added
     in order, in float64."""
     cdef Py_ssize_t total = g.N * g.tiles_h * g.tiles_w, threads = max(num_threads, 1)
@@ -766,19 +767,19 @@ cdef void _grad_run(const floating* x, const floating* gy, floating* grad_kernel
     cdef Py_ssize_t x_image = g.H * g.W * C if nchw else 0
     cdef Py_ssize_t gy_image = g.OH * g.OW * F if nchw else 0
     cdef object dtype = np.float32 if floating is float else np.float64
-    cdef floating[:, :, :, ::1] mm = np.zeros((parts, 16, F, C), dtype=dtype)
     cdef double[:, ::1] bias = np.zeros((parts, F))
     cdef floating[:, ::1] own = np.empty((threads, ve_size + x_image + gy_image), dtype=dtype)
     cdef Py_ssize_t[:, ::1] image_n = np.full((threads, 2), -1, dtype=np.intp)
     cdef floating pad = <floating>pad_value
     cdef floating* v
     cdef floating* e
-    cdef Py_ssize_t part, first, stop, count, a, f
+    cdef Py_ssize_t part, start, first, stop, count, a, f
     with nogil, parallel(num_threads=num_threads):
         v = &own[threadid(), 0]
         e = v + 16 * g.v_plane
         for part in prange(parts, schedule="dynamic"):
-            first = part * total // parts
+            start = part * total // parts
+            first = start
             stop = (part + 1) * total // parts
             while first < stop:
                 count = min(block, stop - first)
@@ -786,7 +787,7 @@ cdef void _grad_run(const floating* x, const floating* gy, floating* grad_kernel
                 _grads(gy, &g, nchw, first, count, e, e + 16 * g.m_plane + x_image, &image_n[threadid(), 1])
                 for a in range(16):
                     gemm(True, False, <int>F, <int>C, <int>count, <floating>1, e + a * g.m_plane, <int>F,
-                         v + a * g.v_plane, <int>C, <floating>1, &mm[part, a, 0, 0], <int>C)
+                         v + a * g.v_plane, <int>C, <floating>(first > start), &mm[part, a, 0, 0], <int>C)
                 _bias_sums(gy, &g, nchw, first, count, &bias[part, 0])
                 first = first + count
     with nogil:
@@ -801,6 +802,7 @@ def kernel_grad_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
                      const floating[:, :, :, ::1] grad_y,  # IN  (N, OH, OW, F)
                      floating[:, :, :, ::1] grad_kernel,   # OUT (F, 3, 3, C)
                      double[::1] grad_bias,                # OUT (F,)
+                     floating[:, :, :, ::1] partials,      # WORK (parts, 16, F, C)
                      Py_ssize_t pad_top, Py_ssize_t pad_left,
                      Py_ssize_t dh, Py_ssize_t dw,
                      double pad_value, Py_ssize_t block, Py_ssize_t parts, int num_threads):
@@ -808,18 +810,20 @@ def kernel_grad_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
     grad_y = dL/dy, by Winograd F(2x2, 3x3), and grad_bias = grad_y summed per filter in float64.
     The tiles are cut into `parts` parts (1 <= parts <= the number of tiles, which is
     N * ceil(OH / 2) * ceil(OW / 2) without dilation), taken `block` tiles (>= 1: the products' K)
-    at a time: the result depends on both, never on num_threads. Takes parts * 16 * F * C values
-    for the partial sums, and per thread 16 block (C + F) (plus H W C + OH OW F for NCHW)."""
+    at a time: the result depends on both, never on num_threads. partials holds the parts' partial
+    sums (its contents on entry do not matter); per thread the call allocates 16 block (C + F)
+    values (plus H W C + OH OW F for NCHW)."""
     cdef _Geometry g = _geometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], grad_y.shape[1],
                                  grad_y.shape[2], grad_y.shape[3], pad_top, pad_left, dh, dw, 2, sizeof(floating))
-    _grad_run(&x[0, 0, 0, 0], &grad_y[0, 0, 0, 0], &grad_kernel[0, 0, 0, 0], &grad_bias[0], g, False,
-              pad_value, block, parts, num_threads)
+    _grad_run(&x[0, 0, 0, 0], &grad_y[0, 0, 0, 0], &grad_kernel[0, 0, 0, 0], &grad_bias[0], partials, g,
+              False, pad_value, block, parts, num_threads)
 
 
 def kernel_grad_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
                      const floating[:, :, :, ::1] grad_y,  # IN  (N, F, OH, OW)
                      floating[:, :, :, ::1] grad_kernel,   # OUT (F, C, 3, 3)
                      double[::1] grad_bias,                # OUT (F,)
+                     floating[:, :, :, ::1] partials,      # WORK (parts, 16, F, C)
                      Py_ssize_t pad_top, Py_ssize_t pad_left,
                      Py_ssize_t dh, Py_ssize_t dw,
                      double pad_value, Py_ssize_t block, Py_ssize_t parts, int num_threads):
@@ -827,5 +831,5 @@ def kernel_grad_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
     channels-last order."""
     cdef _Geometry g = _geometry(x.shape[0], x.shape[2], x.shape[3], x.shape[1], grad_y.shape[2],
                                  grad_y.shape[3], grad_y.shape[1], pad_top, pad_left, dh, dw, 2, sizeof(floating))
-    _grad_run(&x[0, 0, 0, 0], &grad_y[0, 0, 0, 0], &grad_kernel[0, 0, 0, 0], &grad_bias[0], g, True,
-              pad_value, block, parts, num_threads)
+    _grad_run(&x[0, 0, 0, 0], &grad_y[0, 0, 0, 0], &grad_kernel[0, 0, 0, 0], &grad_bias[0], partials, g,
+              True, pad_value, block, parts, num_threads)
