@@ -166,7 +166,6 @@ def _direct_work(problem):
                               problem.dtype.itemsize, _threads(problem))
 
 
-
 def forward(problem):
     """y of the problem, in its layout and dtype."""
     problem = _unpadded(problem)
@@ -236,7 +235,7 @@ def _winograd_kernel_grad(problem, grad_y):
     if problem.batch == 0:
         return np.zeros_like(problem.kernel), np.zeros(problem.filters, dtype=problem.dtype)
     c, f, item = problem.channels, problem.filters, problem.dtype.itemsize
-    tiles = problem.batch * _tiles_along(g.out_h, g.dilation_h + 1) * _tiles_along(g.out_w, g.dilation_w + 1)
+    tiles = problem.batch * _winograd.tile_count(g.out_h, g.out_w, g.dilation_h, g.dilation_w, 2)
     budget = min(WINOGRAD_GRAD_BYTES, _config.get_max_workspace())
     block = int(max(1, min(WINOGRAD_GRAD_BLOCK, tiles, budget // (16 * (c + f) * item))))
     parts = max(2, min(PARTIAL_UNITS, WINOGRAD_GRAD_PARTIAL_BYTES // (16 * f * c * item)))
@@ -250,12 +249,6 @@ def _winograd_kernel_grad(problem, grad_y):
         kernel(problem.x, grad_y, grad_kernel, grad_bias, partials, g.pad_top, g.pad_left, g.dilation_h,
                g.dilation_w, problem.pad_value, block, parts, threads)
     return grad_kernel, grad_bias.astype(problem.dtype)
-
-
-def _tiles_along(out, step):
-    """F(2x2) tiles along an axis of `out` outputs split into `step` interleaved sub-grids (dilation
-    + 1): 2 consecutive outputs of a sub-grid per tile."""
-    return sum(-(-len(range(p, out, step)) // 2) for p in range(min(step, out)))
 
 
 def _gemm_forward(problem):

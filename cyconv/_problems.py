@@ -45,9 +45,9 @@ PADDING_MODES = {
 
 # algorithm: how the forward pass and the input gradient are computed (the kernel gradient is
 # im2col-GEMM but for 'direct' depthwise convolutions, and Winograd F(2x2, 3x3) for both Winograd
-# algorithms). 'winograd' is F(2x2, 3x3), about as exact
-# as im2col-GEMM; 'winograd_4x4' is F(4x4, 3x3), faster and 15-25x less exact, used only when
-# asked for; 'direct' loops over the taps without forming patches (no groups, or depthwise).
+# algorithms). 'winograd' is F(2x2, 3x3), about as exact as im2col-GEMM; 'winograd_4x4' is
+# F(4x4, 3x3), faster and 15-25x less exact, used only when asked for; 'direct' loops over the
+# taps without forming patches (no groups, or depthwise).
 ALGORITHMS = ("auto", "gemm", "winograd", "winograd_4x4", "direct")
 
 

@@ -8,6 +8,7 @@ import numpy.typing as npt
 
 _Float = np.float32 | np.float64
 
+def tile_count(out_h: int, out_w: int, dh: int, dw: int, tile: int) -> int: ...
 def transform_kernel(
     kernel: npt.NDArray[_Float],
     u: npt.NDArray[_Float],

@@ -565,6 +565,12 @@ def winograd_nchw(const floating[:, :, :, ::1] x,   # IN  (N, C, H, W)
     _run(&x[0, 0, 0, 0], &u[0, 0, 0], &bias[0], &y[0, 0, 0, 0], g, True, pad_value, num_threads)
 
 
+def tile_count(Py_ssize_t out_h, Py_ssize_t out_w, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t tile):
+    """The tiles of F(tile x tile, 3x3) in one image of out_h x out_w outputs, dilation (dh, dw):
+    the callers' count of what the kernels below loop over."""
+    return _tiles_along(out_h, dh + 1, tile) * _tiles_along(out_w, dw + 1, tile)
+
+
 def transform_kernel(const floating[:, :, :, ::1] kernel,  # IN  (F, 3, 3, C), or (F, C, 3, 3) if nchw
                      floating[:, :, ::1] u,                 # OUT (alpha**2, C, F)
                      bint nchw, int tile):
