@@ -83,21 +83,24 @@ def error_bound(abs_sum, terms, dtype):
     return (gamma(terms, dtype) + 2 * gamma(terms, np.float64)) * np.asarray(abs_sum, np.float64)
 
 
-def assert_within_bound(got, expected, abs_sum, terms):
-    """Every element of got (float32 or float64) is within error_bound of expected (float64)."""
+def assert_within(got, expected, bound, what=""):
+    """Every element of got (float32 or float64) is within `bound` (float64, elementwise) of
+    expected (float64); a NaN anywhere fails."""
     assert got.dtype in UNIT_ROUNDOFF, f"dtype {got.dtype}, expected float32 or float64"
     assert got.shape == expected.shape, f"shape {got.shape}, expected {expected.shape}"
     error = np.abs(got.astype(np.float64) - expected)
-    bound = error_bound(abs_sum, terms, got.dtype)
+    bound = np.broadcast_to(np.asarray(bound, np.float64), error.shape)
     outside = ~(error <= bound)
     if outside.any():
         worst = np.unravel_index(np.argmax(np.where(outside, error - bound, -np.inf)), got.shape)
-        raise AssertionError(
-            f"{outside.sum()} of {got.size} elements outside the bound (gamma_K(u) + "
-            f"2 gamma_K(2**-53)) * sum|terms| with K = {terms} terms in {got.dtype}; "
-            f"at {tuple(map(int, worst))}: "
-            f"error {error[worst]:.3g}, bound {bound[worst]:.3g}, sum|terms| {abs_sum[worst]:.4g}"
-        )
+        raise AssertionError(f"{outside.sum()} of {got.size} elements outside the bound {what}; at "
+                             f"{tuple(map(int, worst))}: error {error[worst]:.3g}, bound {bound[worst]:.3g}")
+
+
+def assert_within_bound(got, expected, abs_sum, terms):
+    """Every element of got (float32 or float64) is within error_bound of expected (float64)."""
+    assert_within(got, expected, error_bound(abs_sum, terms, got.dtype),
+                  f"(gamma_K(u) + 2 gamma_K(2**-53)) * sum|terms| with K = {terms} terms in {got.dtype}")
 
 
 def assert_float32_arithmetic(got, expected, abs_sum, terms):

@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 import cyconv
 from cyconv import _engine
 from cyconv.functional import conv2d_backward
-from helpers import LAYOUTS, from_layout, gamma, to_layout
+from helpers import LAYOUTS, assert_within, from_layout, gamma, to_layout
 from reference import AT, BT, G, kernel_grad_reference, padded
 from strategies import paddings, resolved_pads
 
@@ -85,14 +85,6 @@ def kernel_grad_bound(x, grad_y, pads, dilations, pad_value, dtype):
     direct_abs = direct_kernel_grad(np.abs(x), np.abs(grad_y), pads, dilations, abs(pad_value))
     terms = x.shape[0] * out_h * out_w
     return (gamma(tiles + 9, dtype) * y_abs + gamma(terms) * direct_abs) * (1 + 1e-12)
-
-
-def assert_within(got, expected, bound):
-    error = np.abs(got.astype(np.float64) - expected)
-    outside = ~(error <= bound)
-    assert not outside.any(), (
-        f"{outside.sum()} of {got.size} elements outside the bound; worst error / bound "
-        f"{np.max(error / np.maximum(bound, 1e-300)):.3g}")
 
 
 def _case(rng, n, h, w, c, f, padding, dilations, dtype):
