@@ -13,7 +13,8 @@ from cyconv import _engine
 from cyconv._problems import conv_problem
 from helpers import (DTYPES, FD_TOL, LAYOUTS, assert_within_bound, error_bound, from_layout, gamma, to_layout,
                      winograd_error_bound)
-from reference import conv2d_reference, direct_reference, finite_difference_grad, grouped_conv2d_reference
+from reference import (conv2d_reference, conv2d_transpose_reference, direct_reference, finite_difference_grad,
+                       grouped_conv2d_reference, kernel_grad_reference)
 from strategies import paddings, resolved_pads
 
 ALGORITHMS = ("gemm", "winograd", "winograd_4x4")
@@ -181,12 +182,19 @@ def test_depthwise_by_direct_loops_and_by_gemm(layout, dtype):
         assert_within_bound(from_layout(y, layout), expected, abs_sum, 3 * 2 + 1)
         results[algorithm] = (y,) + cyconv.conv2d_backward(gl, xl, kl, algorithm=algorithm, **args)
     assert all(np.array_equal(a, b) for a, b in zip(results["auto"], results["direct"]))
-    # the gradients of the two algorithms: each within gamma_K of the exact value, K the terms of the
-    # largest sum (grad_kernel, grad_bias: N * OH * OW; grad_x: at most M * kh * kw per pixel)
-    count = 2 * 5 * 8
-    scale = np.abs(gy).sum() * max(1.0, np.abs(x).max(), np.abs(kernel).max(), 0.5)
-    for direct, gemm in zip(results["direct"][1:], results["gemm"][1:]):
-        np.testing.assert_allclose(direct, gemm, rtol=0, atol=2 * gamma(count, dtype) * scale)
+    # the gradients: grad_x sums at most M * kh * kw = 12 terms per pixel; grad_kernel and grad_bias
+    # N * OH * OW = 80, as partial sums added once more (81 roundings)
+    top_left = (pads[0][0], pads[1][0])
+    gradients = (
+        (conv2d_transpose_reference(gy, kernel, None, (2, 1), (0, 1), pads, (9, 8), groups=5),
+         conv2d_transpose_reference(np.abs(gy), np.abs(kernel), None, (2, 1), (0, 1), pads, (9, 8), groups=5), 12),
+        (kernel_grad_reference(x, gy, (3, 2), (2, 1), (0, 1), top_left, 0.5, groups=5),
+         kernel_grad_reference(np.abs(x), np.abs(gy), (3, 2), (2, 1), (0, 1), top_left, 0.5, groups=5), 81),
+        (gy.sum(axis=(0, 1, 2)), np.abs(gy).sum(axis=(0, 1, 2)), 81),
+    )
+    for algorithm in ("direct", "gemm"):
+        for got, (want, abs_sum, terms) in zip(results[algorithm][1:], gradients):
+            assert_within_bound(from_layout(got, layout) if got.ndim == 4 else got, want, abs_sum, terms)
 
 
 def test_layers_and_the_transposed_convolution_take_the_algorithm():
