@@ -28,8 +28,11 @@ results are identical for any number of threads):
     flipped kernel (so every forward algorithm serves it); with strides, or few channels,
     grad_y @ kernel is formed a round of images at a time and added back into grad_x (col2im).
   - Padding modes other than a constant pad x first (cyconv._padding) and fold the gradient back.
-  - The scratch memory of a call stays within cyconv.get_max_workspace() (but never less than
-    one block per thread and one image's round).
+  - The blocks of the patch matrix and the rounds of a strided input gradient stay within
+    cyconv.get_max_workspace() (but never less than one block per thread and one image's round).
+    Beside them a call holds Winograd's transformed kernel and the kernel gradient's partial sums
+    (kept for the next call up to KEPT_BYTES), and the direct kernels' padded rows ("auto" takes
+    those kernels only up to DIRECT_WORK_BYTES).
 """
 import threading
 from dataclasses import replace
