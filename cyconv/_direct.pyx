@@ -41,7 +41,8 @@ and cyconv._cpu); the tile size follows the vector registers of the variant.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+
+from cyconv._patches cimport copy, fill, valid_range
 
 cdef extern from *:
     """
@@ -149,32 +150,18 @@ cdef inline void _micro_kernel(Py_ssize_t rows, const floating** a, const Py_ssi
                 dst[r][c] = acc[r * cols + c] + (bias[r] if bias_per_row else bias[c])
 
 
-cdef inline void _fill(floating* dst, Py_ssize_t n, floating value) noexcept nogil:
-    cdef Py_ssize_t k
-    for k in range(n):
-        dst[k] = value
-
-
-cdef inline (Py_ssize_t, Py_ssize_t) _inside(Py_ssize_t base, Py_ssize_t step, Py_ssize_t size,
-                                             Py_ssize_t count) noexcept nogil:
-    """[lo, hi): the m in [0, count) with 0 <= base + m * step < size (step > 0); lo <= hi."""
-    cdef Py_ssize_t lo = 0 if base >= 0 else min((-base + step - 1) // step, count)
-    cdef Py_ssize_t hi = 0 if base >= size else min((size - 1 - base) // step + 1, count)
-    return lo, max(hi, lo)
-
-
 cdef inline void _copy_padded(floating* dst, const floating* src, Py_ssize_t count, Py_ssize_t step,
                               Py_ssize_t base, Py_ssize_t size, floating pad) noexcept nogil:
     """dst[m] = src[base + m * step] where 0 <= base + m * step < size, else pad, for m < count."""
     cdef Py_ssize_t lo, hi, m
-    lo, hi = _inside(base, step, size, count)
-    _fill(dst, lo, pad)
-    if step == 1 and hi > lo:
-        memcpy(dst + lo, src + base + lo, (hi - lo) * sizeof(floating))
-    elif step > 1:
+    lo, hi = valid_range(base, step, size, count)
+    fill(dst, lo, pad)
+    if step == 1:
+        copy(dst + lo, src + base + lo, hi - lo)
+    else:
         for m in range(lo, hi):
             dst[m] = src[base + m * step]
-    _fill(dst + hi, count - hi, pad)
+    fill(dst + hi, count - hi, pad)
 
 
 # ---------------------------------------------------------------------------------------------- NHWC
@@ -187,7 +174,7 @@ cdef inline void _pack_kernel_nhwc(const floating[:, :, :, ::1] kernel, floating
     cdef const floating* kf = &kernel[0, 0, 0, 0]
     cdef Py_ssize_t blocks = (F + cols - 1) // cols
     cdef Py_ssize_t f, k
-    _fill(wp, blocks * K * cols, 0)
+    fill(wp, blocks * K * cols, 0)
     for f in range(F):
         for k in range(K):
             wp[((f // cols) * K + k) * cols + f % cols] = kf[f * K + k]
@@ -203,7 +190,7 @@ cdef inline void _pad_rows_nhwc(const floating[:, :, :, ::1] x, Py_ssize_t n, Py
         if 0 <= ih0 + r < H:
             _copy_padded(buf + r * Wr * C, &x[n, ih0 + r, 0, 0], Wr * C, 1, -pad_left * C, W * C, pad)
         else:
-            _fill(buf + r * Wr * C, Wr * C, pad)
+            fill(buf + r * Wr * C, Wr * C, pad)
 
 
 cdef inline void _band_nhwc(const floating* buf, Py_ssize_t npix, Py_ssize_t OW, Py_ssize_t Wr, Py_ssize_t C,
@@ -304,7 +291,7 @@ cdef inline void _pack_kernel_nchw(const floating[:, :, :, ::1] kernel, floating
     cdef const floating* kf = &kernel[0, 0, 0, 0]
     cdef Py_ssize_t blocks = (F + rows - 1) // rows
     cdef Py_ssize_t f, k
-    _fill(wp, blocks * K * rows, 0)
+    fill(wp, blocks * K * rows, 0)
     for f in range(F):
         for k in range(K):
             wp[((f // rows) * K + k) * rows + f % rows] = kf[f * K + k]
@@ -325,7 +312,7 @@ cdef inline void _pad_rows_nchw(const floating[:, :, :, ::1] x, Py_ssize_t n, Py
                 if 0 <= ih0 + r < H:
                     _copy_padded(dst, &x[n, c, ih0 + r, 0], L, sw, phase - pad_left, W, pad)
                 else:
-                    _fill(dst, L, pad)
+                    fill(dst, L, pad)
 
 
 cdef inline void _band_nchw(const floating* buf, Py_ssize_t nb, Py_ssize_t OW, Py_ssize_t sh, Py_ssize_t sw,
