@@ -164,21 +164,21 @@ cdef inline void _copy_padded(floating* dst, const floating* src, Py_ssize_t cou
     fill(dst + hi, count - hi, pad)
 
 
-# ---------------------------------------------------------------------------------------------- NHWC
-
-cdef inline void _pack_kernel_nhwc(const floating[:, :, :, ::1] kernel, floating* wp,
-                                   Py_ssize_t cols) noexcept nogil:
-    """wp[b, k, c] = kernel[b * cols + c].flat[k] (k = (i, j, ch)), zero for filters past F:
-    one (K, cols) panel per block of cols filters."""
-    cdef Py_ssize_t F = kernel.shape[0], K = kernel.shape[1] * kernel.shape[2] * kernel.shape[3]
-    cdef const floating* kf = &kernel[0, 0, 0, 0]
-    cdef Py_ssize_t blocks = (F + cols - 1) // cols
+cdef inline void _pack_panels(const floating* kf, Py_ssize_t F, Py_ssize_t K, floating* wp,
+                              Py_ssize_t width) noexcept nogil:
+    """wp[b, k, c] = kf[(b * width + c) * K + k], zero for filters past F: the kernel kf, F filters of
+    K values each, as one (K, width) panel per block of width filters."""
+    cdef Py_ssize_t last = F % width, tail = F - last
     cdef Py_ssize_t f, k
-    fill(wp, blocks * K * cols, 0)
     for f in range(F):
         for k in range(K):
-            wp[((f // cols) * K + k) * cols + f % cols] = kf[f * K + k]
+            wp[((f // width) * K + k) * width + f % width] = kf[f * K + k]
+    if last:  # the last panel's columns past F
+        for k in range(K):
+            fill(wp + (tail * K + k * width) + last, width - last, 0)
 
+
+# ---------------------------------------------------------------------------------------------- NHWC
 
 cdef inline void _pad_rows_nhwc(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t ih0, Py_ssize_t rows,
                                 floating* buf, Py_ssize_t Wr, Py_ssize_t pad_left, floating pad) noexcept nogil:
@@ -258,7 +258,7 @@ def direct_nhwc(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
         if not (bufs and wp and a_off and b_off):
             raise MemoryError("cyconv direct_nhwc: cannot allocate the work buffers")
         with nogil:
-            _pack_kernel_nhwc(kernel, wp, cols)
+            _pack_panels(&kernel[0, 0, 0, 0], F, K, wp, cols)
             # Term k = (i, j, c): its input value sits a_off[k] after the pixel's patch start in the
             # band's buffer, its row of the kernel panel b_off[k] after the panel start.
             for i in range(kh):
@@ -282,20 +282,6 @@ def direct_nhwc(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
 
 
 # ---------------------------------------------------------------------------------------------- NCHW
-
-cdef inline void _pack_kernel_nchw(const floating[:, :, :, ::1] kernel, floating* wp,
-                                   Py_ssize_t rows) noexcept nogil:
-    """wp[b, k, r] = kernel[b * rows + r].flat[k] (k = (c, i, j)), zero for filters past F:
-    one (K, rows) panel per block of rows filters."""
-    cdef Py_ssize_t F = kernel.shape[0], K = kernel.shape[1] * kernel.shape[2] * kernel.shape[3]
-    cdef const floating* kf = &kernel[0, 0, 0, 0]
-    cdef Py_ssize_t blocks = (F + rows - 1) // rows
-    cdef Py_ssize_t f, k
-    fill(wp, blocks * K * rows, 0)
-    for f in range(F):
-        for k in range(K):
-            wp[((f // rows) * K + k) * rows + f % rows] = kf[f * K + k]
-
 
 cdef inline void _pad_rows_nchw(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t ih0, Py_ssize_t rows,
                                 floating* buf, Py_ssize_t Hb, Py_ssize_t sw, Py_ssize_t L, Py_ssize_t pad_left,
@@ -374,7 +360,7 @@ def direct_nchw(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
         if not (bufs and wp and a_off and b_off):
             raise MemoryError("cyconv direct_nchw: cannot allocate the work buffers")
         with nogil:
-            _pack_kernel_nchw(kernel, wp, rows)
+            _pack_panels(&kernel[0, 0, 0, 0], F, K, wp, rows)
             # Term k = (c, i, j): its weights are row k of the filter panel; its input values, for
             # a tile's pixels, start b_off[k] after the tile's start in the band's buffer.
             for c in range(C):
