@@ -25,8 +25,8 @@ Geometry arguments (as in cyconv._im2col):
   pad_top, pad_left padding before the first row / column, any sign (negative crops); the padding
                     after is implied by y's shape, which the caller computed
   pad_value         the value read outside the input
-  num_threads       OpenMP threads; each output element is computed by one thread in a fixed order,
-                    so the results do not depend on it
+  num_threads       OpenMP threads, >= 1 (cyconv._config guarantees it); each output element is
+                    computed by one thread in a fixed order, so the results do not depend on it
 
 Output pixel (oh, ow), tap (i, j) reads input row  ih = oh * sh - pad_top  + i * (dh + 1)
                                       and column  iw = ow * sw - pad_left + j * (dw + 1).
@@ -100,8 +100,9 @@ cdef Py_ssize_t BAND_PIXELS = 384
 def work_bytes(bint nchw, object channels, object filters, object out_h, object out_w, object kh, object kw,
                object sh, object sw, object dh, object dw, object itemsize, object num_threads):
     """An upper bound of the bytes the work buffers of one direct_nhwc (nchw false) or direct_nchw
-    call allocate, computed with Python ints: a geometry whose buffers could not exist (huge strides
-    or dilations) gives a huge number, never an overflow. The caller refuses those before calling."""
+    call allocate with num_threads >= 1 threads, computed with Python ints: a geometry whose buffers
+    could not exist (huge strides or dilations) gives a huge number, never an overflow. The caller
+    refuses those before calling."""
     cols = CYCONV_COLS_F32 if itemsize == 4 else CYCONV_COLS_F64
     band = min(max(BAND_PIXELS // out_w, 1), out_h)
     rows_read = (band - 1) * sh + (kh - 1) * (dh + 1) + 1
@@ -110,7 +111,7 @@ def work_bytes(bint nchw, object channels, object filters, object out_h, object 
     else:
         row = (out_w - 1) * sw + (kw - 1) * (dw + 1) + 1
     taps = channels * kh * kw
-    return itemsize * (max(num_threads, 1) * rows_read * row * channels + (filters + cols) * taps) + 16 * taps
+    return itemsize * (num_threads * rows_read * row * channels + (filters + cols) * taps) + 16 * taps
 
 
 cdef inline void _micro_kernel(Py_ssize_t rows, const floating** a, const Py_ssize_t* a_off,
@@ -233,7 +234,8 @@ def direct_nhwc(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                 floating[:, :, :, ::1] y,              # OUT (N, OH, OW, F)
                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                 Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
-    """y[n, oh, ow, f] = bias[f] + sum_{i, j, c} xpad[n, ih, iw, c] * kernel[f, i, j, c] (NHWC).
+    """y[n, oh, ow, f] = bias[f] + sum_{i, j, c} xpad[n, ih, iw, c] * kernel[f, i, j, c] (NHWC), with
+    num_threads >= 1 threads.
 
     Parallel over bands of output rows; a band's input rows, (Hb, Wr) pixels at most, are copied with
     their padding, then its tiles of consecutive output pixels computed. Raises MemoryError if the
@@ -246,11 +248,10 @@ def direct_nhwc(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
     cdef Py_ssize_t band = min(max(BAND_PIXELS // OW, 1), OH), bands = (OH + band - 1) // band
     cdef Py_ssize_t Hb = (band - 1) * sh + (kh - 1) * (dh + 1) + 1
     cdef Py_ssize_t Wr = (OW - 1) * sw + (kw - 1) * (dw + 1) + 1
-    cdef Py_ssize_t threads = max(num_threads, 1)
     cdef floating pad = <floating>pad_value
     cdef Py_ssize_t t, n, oh0, nb, i, j, c
     cdef floating* buf
-    cdef floating* bufs = <floating*>malloc(threads * Hb * Wr * C * sizeof(floating))
+    cdef floating* bufs = <floating*>malloc(num_threads * Hb * Wr * C * sizeof(floating))
     cdef floating* wp = <floating*>malloc(blocks * K * cols * sizeof(floating))
     cdef Py_ssize_t* a_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     cdef Py_ssize_t* b_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
@@ -333,7 +334,8 @@ def direct_nchw(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                 floating[:, :, :, ::1] y,              # OUT (N, F, OH, OW)
                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                 Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
-    """y[n, f, oh, ow] = bias[f] + sum_{c, i, j} xpad[n, c, ih, iw] * kernel[f, c, i, j] (NCHW).
+    """y[n, f, oh, ow] = bias[f] + sum_{c, i, j} xpad[n, c, ih, iw] * kernel[f, c, i, j] (NCHW), with
+    num_threads >= 1 threads.
 
     Parallel over bands of output rows; a band's input rows are copied with their padding, each row
     split into sw column phases of L values, then its rows computed. Raises MemoryError if the work
@@ -348,11 +350,10 @@ def direct_nchw(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
     cdef Py_ssize_t Hb = (band - 1) * sh + (kh - 1) * (dh + 1) + 1
     # Phase row length: tiles read pixels up to max(OW, cols) - 1, plus the largest tap shift.
     cdef Py_ssize_t L = max(OW, cols) + (kw - 1) * (dw + 1) // sw
-    cdef Py_ssize_t threads = max(num_threads, 1)
     cdef floating pad = <floating>pad_value
     cdef Py_ssize_t t, n, oh0, nb, c, i, j, u
     cdef floating* buf
-    cdef floating* bufs = <floating*>malloc(threads * C * Hb * sw * L * sizeof(floating))
+    cdef floating* bufs = <floating*>malloc(num_threads * C * Hb * sw * L * sizeof(floating))
     cdef floating* wp = <floating*>malloc(blocks * K * rows * sizeof(floating))
     cdef Py_ssize_t* a_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     cdef Py_ssize_t* b_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
