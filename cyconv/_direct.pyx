@@ -97,21 +97,49 @@ cdef extern from *:
 cdef Py_ssize_t BAND_PIXELS = 384
 
 
+cdef inline object _span(object n, object s, object k, object d):
+    """The input positions n outputs at stride s read with k taps d gaps apart: the first output's
+    first tap to the last output's last tap. Python ints, so it never overflows."""
+    return (n - 1) * s + (k - 1) * (d + 1) + 1
+
+
+cdef object _work_sizes(bint nchw, object C, object F, object OH, object OW, object kh, object kw, object sh,
+                        object sw, object dh, object dw, object itemsize):
+    """The work buffers of direct_nhwc (nchw false) or direct_nchw, in Python ints (a geometry whose
+    buffers could not exist gives huge numbers, never an overflow):
+        (band   output rows per unit of work,
+         Hb     input rows a band reads,
+         row    values per input row and channel in the band's buffer: Wr (NHWC) or the phase
+                row length L (NCHW, sw phases of L values),
+         buffer elements of one thread's buffer: Hb * Wr * C or C * Hb * sw * L,
+         panels elements of the packed kernel: one (K, width) panel per block of width filters)
+    The one place these sizes are computed: the kernels allocate them, work_bytes counts them."""
+    cols = CYCONV_COLS_F32 if itemsize == 4 else CYCONV_COLS_F64
+    band = min(max(BAND_PIXELS // OW, 1), OH)
+    Hb = _span(band, sh, kh, dh)
+    K = C * kh * kw
+    if nchw:
+        # Phase row length: tiles read pixels up to max(OW, cols) - 1, plus the largest tap shift.
+        row = max(OW, cols) + (kw - 1) * (dw + 1) // sw
+        buffer = C * Hb * sw * row
+        width = CYCONV_FILTERS_F32 if itemsize == 4 else CYCONV_FILTERS_F64
+    else:
+        row = _span(OW, sw, kw, dw)
+        buffer = Hb * row * C
+        width = cols
+    return band, Hb, row, buffer, (F + width - 1) // width * K * width
+
+
 def work_bytes(bint nchw, object channels, object filters, object out_h, object out_w, object kh, object kw,
                object sh, object sw, object dh, object dw, object itemsize, object num_threads):
-    """An upper bound of the bytes the work buffers of one direct_nhwc (nchw false) or direct_nchw
-    call allocate with num_threads >= 1 threads, computed with Python ints: a geometry whose buffers
-    could not exist (huge strides or dilations) gives a huge number, never an overflow. The caller
-    refuses those before calling."""
-    cols = CYCONV_COLS_F32 if itemsize == 4 else CYCONV_COLS_F64
-    band = min(max(BAND_PIXELS // out_w, 1), out_h)
-    rows_read = (band - 1) * sh + (kh - 1) * (dh + 1) + 1
-    if nchw:
-        row = sw * (max(out_w, cols) + (kw - 1) * (dw + 1) // sw)
-    else:
-        row = (out_w - 1) * sw + (kw - 1) * (dw + 1) + 1
+    """The bytes the work buffers of one direct_nhwc (nchw false) or direct_nchw call allocate with
+    num_threads >= 1 threads, computed with Python ints: a geometry whose buffers could not exist
+    (huge strides or dilations) gives a huge number, never an overflow. The caller refuses those
+    before calling."""
+    band, Hb, row, buffer, panels = _work_sizes(nchw, channels, filters, out_h, out_w, kh, kw, sh, sw, dh, dw,
+                                                itemsize)
     taps = channels * kh * kw
-    return itemsize * (num_threads * rows_read * row * channels + (filters + cols) * taps) + 16 * taps
+    return itemsize * (num_threads * buffer + panels) + 2 * taps * sizeof(Py_ssize_t)
 
 
 cdef inline void _micro_kernel(Py_ssize_t rows, const floating** a, const Py_ssize_t* a_off,
@@ -237,22 +265,21 @@ def direct_nhwc(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
     """y[n, oh, ow, f] = bias[f] + sum_{i, j, c} xpad[n, ih, iw, c] * kernel[f, i, j, c] (NHWC), with
     num_threads >= 1 threads.
 
-    Parallel over bands of output rows; a band's input rows, (Hb, Wr) pixels at most, are copied with
-    their padding, then its tiles of consecutive output pixels computed. Raises MemoryError if the
-    work buffers cannot be allocated."""
+    Parallel over bands of output rows; a band's input rows, (Hb, Wr) pixels, are copied with their
+    padding, then its tiles of consecutive output pixels computed. Raises MemoryError if the work
+    buffers cannot be allocated."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[3]
     cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
     cdef Py_ssize_t cols = CYCONV_COLS_F32 if floating is float else CYCONV_COLS_F64
-    cdef Py_ssize_t K = kh * kw * C, blocks = (F + cols - 1) // cols
-    cdef Py_ssize_t band = min(max(BAND_PIXELS // OW, 1), OH), bands = (OH + band - 1) // band
-    cdef Py_ssize_t Hb = (band - 1) * sh + (kh - 1) * (dh + 1) + 1
-    cdef Py_ssize_t Wr = (OW - 1) * sw + (kw - 1) * (dw + 1) + 1
+    cdef Py_ssize_t K = kh * kw * C, band, Hb, Wr, buffer, panels
+    band, Hb, Wr, buffer, panels = _work_sizes(False, C, F, OH, OW, kh, kw, sh, sw, dh, dw, sizeof(floating))
+    cdef Py_ssize_t bands = (OH + band - 1) // band
     cdef floating pad = <floating>pad_value
     cdef Py_ssize_t t, n, oh0, nb, i, j, c
     cdef floating* buf
-    cdef floating* bufs = <floating*>malloc(num_threads * Hb * Wr * C * sizeof(floating))
-    cdef floating* wp = <floating*>malloc(blocks * K * cols * sizeof(floating))
+    cdef floating* bufs = <floating*>malloc(num_threads * buffer * sizeof(floating))
+    cdef floating* wp = <floating*>malloc(panels * sizeof(floating))
     cdef Py_ssize_t* a_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     cdef Py_ssize_t* b_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     try:
@@ -271,9 +298,9 @@ def direct_nhwc(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                 n = t // bands
                 oh0 = t % bands * band
                 nb = min(band, OH - oh0)
-                buf = bufs + threadid() * Hb * Wr * C
-                _pad_rows_nhwc(x, n, oh0 * sh - pad_top, (nb - 1) * sh + (kh - 1) * (dh + 1) + 1, buf, Wr,
-                               pad_left, pad)
+                buf = bufs + threadid() * buffer
+                # The nb output rows read Hb - (band - nb) * sh input rows (Hb for a whole band).
+                _pad_rows_nhwc(x, n, oh0 * sh - pad_top, Hb - (band - nb) * sh, buf, Wr, pad_left, pad)
                 _band_nhwc(buf, nb * OW, OW, Wr, C, sh, sw, a_off, b_off, K, wp, &bias[0], F, &y[n, oh0, 0, 0])
     finally:
         free(bufs)
@@ -344,17 +371,14 @@ def direct_nchw(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
     cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3]
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
     cdef Py_ssize_t rows = CYCONV_FILTERS_F32 if floating is float else CYCONV_FILTERS_F64
-    cdef Py_ssize_t cols = CYCONV_COLS_F32 if floating is float else CYCONV_COLS_F64
-    cdef Py_ssize_t K = C * kh * kw, blocks = (F + rows - 1) // rows
-    cdef Py_ssize_t band = min(max(BAND_PIXELS // OW, 1), OH), bands = (OH + band - 1) // band
-    cdef Py_ssize_t Hb = (band - 1) * sh + (kh - 1) * (dh + 1) + 1
-    # Phase row length: tiles read pixels up to max(OW, cols) - 1, plus the largest tap shift.
-    cdef Py_ssize_t L = max(OW, cols) + (kw - 1) * (dw + 1) // sw
+    cdef Py_ssize_t K = C * kh * kw, band, Hb, L, buffer, panels
+    band, Hb, L, buffer, panels = _work_sizes(True, C, F, OH, OW, kh, kw, sh, sw, dh, dw, sizeof(floating))
+    cdef Py_ssize_t bands = (OH + band - 1) // band
     cdef floating pad = <floating>pad_value
     cdef Py_ssize_t t, n, oh0, nb, c, i, j, u
     cdef floating* buf
-    cdef floating* bufs = <floating*>malloc(num_threads * C * Hb * sw * L * sizeof(floating))
-    cdef floating* wp = <floating*>malloc(blocks * K * rows * sizeof(floating))
+    cdef floating* bufs = <floating*>malloc(num_threads * buffer * sizeof(floating))
+    cdef floating* wp = <floating*>malloc(panels * sizeof(floating))
     cdef Py_ssize_t* a_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     cdef Py_ssize_t* b_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     try:
@@ -374,9 +398,9 @@ def direct_nchw(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                 n = t // bands
                 oh0 = t % bands * band
                 nb = min(band, OH - oh0)
-                buf = bufs + threadid() * C * Hb * sw * L
-                _pad_rows_nchw(x, n, oh0 * sh - pad_top, (nb - 1) * sh + (kh - 1) * (dh + 1) + 1, buf, Hb, sw,
-                               L, pad_left, pad)
+                buf = bufs + threadid() * buffer
+                # The nb output rows read Hb - (band - nb) * sh input rows (Hb for a whole band).
+                _pad_rows_nchw(x, n, oh0 * sh - pad_top, Hb - (band - nb) * sh, buf, Hb, sw, L, pad_left, pad)
                 _band_nchw(buf, nb, OW, sh, sw, L, a_off, b_off, K, wp, &bias[0], F, &y[n, 0, oh0, 0], OH * OW)
     finally:
         free(bufs)
