@@ -82,6 +82,12 @@ cdef extern from *:
     #endif
     #define CYCONV_MAX_ROWS 12
     #define CYCONV_MAX_TILE (12 * 32)
+    /* Every tile fits the arrays the micro-kernel and the band loops size with these. */
+    #define CYCONV_TILE_FITS(rows, cols) ((rows) <= CYCONV_MAX_ROWS && (rows) * (cols) <= CYCONV_MAX_TILE)
+    _Static_assert(CYCONV_TILE_FITS(CYCONV_PIXELS_F32, CYCONV_COLS_F32), "NHWC float32 tile too large");
+    _Static_assert(CYCONV_TILE_FITS(CYCONV_FILTERS_F32, CYCONV_COLS_F32), "NCHW float32 tile too large");
+    _Static_assert(CYCONV_TILE_FITS(CYCONV_PIXELS_F64, CYCONV_COLS_F64), "NHWC float64 tile too large");
+    _Static_assert(CYCONV_TILE_FITS(CYCONV_FILTERS_F64, CYCONV_COLS_F64), "NCHW float64 tile too large");
     """
     enum: CYCONV_COLS_F32
     enum: CYCONV_PIXELS_F32
