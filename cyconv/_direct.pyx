@@ -115,9 +115,9 @@ cdef object _work_sizes(bint nchw, object C, object F, object OH, object OW, obj
     buffers could not exist gives huge numbers, never an overflow):
         (band   output rows per unit of work,
          Hb     input rows a band reads,
-         row    values per input row and channel in the band's buffer: Wr (NHWC) or the phase
-                row length L (NCHW, sw phases of L values),
-         buffer elements of one thread's buffer: Hb * Wr * C or C * Hb * sw * L,
+         row    NHWC: Wr, the pixels of a padded input row; NCHW: L, the values of one of the sw
+                column phases a padded input row is split into,
+         buffer elements of one thread's buffer: Hb * Wr * C (NHWC) or C * Hb * sw * L (NCHW),
          panels elements of the packed kernel: one (K, width) panel per block of width filters)
     The one place these sizes are computed: the kernels allocate them, work_bytes counts them."""
     cols = CYCONV_COLS_F32 if itemsize == 4 else CYCONV_COLS_F64
@@ -142,8 +142,7 @@ def work_bytes(bint nchw, object channels, object filters, object out_h, object 
     num_threads >= 1 threads, computed with Python ints: a geometry whose buffers could not exist
     (huge strides or dilations) gives a huge number, never an overflow. The caller refuses those
     before calling."""
-    band, Hb, row, buffer, panels = _work_sizes(nchw, channels, filters, out_h, out_w, kh, kw, sh, sw, dh, dw,
-                                                itemsize)
+    _, _, _, buffer, panels = _work_sizes(nchw, channels, filters, out_h, out_w, kh, kw, sh, sw, dh, dw, itemsize)
     taps = channels * kh * kw
     return itemsize * (num_threads * buffer + panels) + 2 * taps * sizeof(Py_ssize_t)
 
