@@ -44,20 +44,6 @@ int main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }
 """
 
 
-def compiler_has_openmp(compiler):
-    """True when this compiler can compile and link an OpenMP program with -fopenmp."""
-    with tempfile.TemporaryDirectory() as tmp:
-        source = os.path.join(tmp, "probe.c")
-        with open(source, "w") as f:
-            f.write(OPENMP_PROBE)
-        try:
-            objects = compiler.compile([source], output_dir=tmp, extra_postargs=["-fopenmp"])
-            compiler.link_executable(objects, os.path.join(tmp, "probe"), extra_postargs=["-fopenmp"])
-        except Exception:
-            return False
-    return True
-
-
 X86_64_PROBE = """
 #if !defined(__x86_64__)
 #error not x86-64
@@ -66,14 +52,16 @@ int main(void) { return 0; }
 """
 
 
-def compiler_targets_x86_64(compiler, flags):
-    """True when this compiler targets x86-64 and accepts these flags."""
+def compiler_accepts(compiler, program, flags, link=False):
+    """True when this compiler compiles the C `program` with these flags (and, with link, links it)."""
     with tempfile.TemporaryDirectory() as tmp:
         source = os.path.join(tmp, "probe.c")
         with open(source, "w") as f:
-            f.write(X86_64_PROBE)
+            f.write(program)
         try:
-            compiler.compile([source], output_dir=tmp, extra_postargs=flags)
+            objects = compiler.compile([source], output_dir=tmp, extra_postargs=flags)
+            if link:
+                compiler.link_executable(objects, os.path.join(tmp, "probe"), extra_postargs=flags)
         except Exception:
             return False
     return True
@@ -86,10 +74,12 @@ class BuildExtWithOptionalOpenMP(build_ext):
     def build_extensions(self):
         unix = self.compiler.compiler_type == "unix"
         use_openmp = (
-            unix and os.environ.get("CYCONV_NO_OPENMP") != "1" and compiler_has_openmp(self.compiler)
+            unix and os.environ.get("CYCONV_NO_OPENMP") != "1"
+            and compiler_accepts(self.compiler, OPENMP_PROBE, ["-fopenmp"], link=True)
         )
-        flags = {name: [f"-m{feature}" for feature in features] for name, features in CPU_VARIANTS.items()}
-        buildable = {name: unix and compiler_targets_x86_64(self.compiler, flags[name]) for name in flags}
+        # The variants beyond the baseline, each built when the compiler targets x86-64 with its flags.
+        flags = {name: [f"-m{feature}" for feature in features] for name, features in CPU_VARIANTS.items() if features}
+        buildable = {name: unix and compiler_accepts(self.compiler, X86_64_PROBE, flags[name]) for name in flags}
         self.extensions = [e for e in self.extensions if e.name not in variant_of or buildable[variant_of[e.name]]]
         for ext in self.extensions:
             ext.extra_compile_args = (["-O3"] if unix else []) + (["-fopenmp"] if use_openmp else [])

@@ -1,4 +1,4 @@
-# Type stubs for the compiled module cyconv/_direct.pyx (checked against it by tests/test_direct.py),
+# Type stubs for the compiled module cyconv/_direct.pyx (checked against it by tests/test_stubs.py),
 # and for its CPU variants cyconv._direct_avx2 / cyconv._direct_avx512 (same functions, see cyconv._cpu).
 # Every kernel is fused over float32 and float64: all array arguments share one of the two dtypes.
 # The kernels trust their caller: shapes, contiguity and geometry are not checked.

@@ -25,8 +25,8 @@ Geometry arguments (as in cyconv._im2col):
   pad_top, pad_left padding before the first row / column, any sign (negative crops); the padding
                     after is implied by y's shape, which the caller computed
   pad_value         the value read outside the input
-  num_threads       OpenMP threads; each output element is computed by one thread in a fixed order,
-                    so the results do not depend on it
+  num_threads       OpenMP threads, >= 1 (cyconv._config guarantees it); each output element is
+                    computed by one thread in a fixed order, so the results do not depend on it
 
 Output pixel (oh, ow), tap (i, j) reads input row  ih = oh * sh - pad_top  + i * (dh + 1)
                                       and column  iw = ow * sw - pad_left + j * (dw + 1).
@@ -41,7 +41,8 @@ and cyconv._cpu); the tile size follows the vector registers of the variant.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+
+from cyconv._patches cimport copy, fill, valid_range
 
 cdef extern from *:
     """
@@ -81,6 +82,12 @@ cdef extern from *:
     #endif
     #define CYCONV_MAX_ROWS 12
     #define CYCONV_MAX_TILE (12 * 32)
+    /* Every tile fits the arrays the micro-kernel and the band loops size with these. */
+    #define CYCONV_TILE_FITS(rows, cols) ((rows) <= CYCONV_MAX_ROWS && (rows) * (cols) <= CYCONV_MAX_TILE)
+    _Static_assert(CYCONV_TILE_FITS(CYCONV_PIXELS_F32, CYCONV_COLS_F32), "NHWC float32 tile too large");
+    _Static_assert(CYCONV_TILE_FITS(CYCONV_FILTERS_F32, CYCONV_COLS_F32), "NCHW float32 tile too large");
+    _Static_assert(CYCONV_TILE_FITS(CYCONV_PIXELS_F64, CYCONV_COLS_F64), "NHWC float64 tile too large");
+    _Static_assert(CYCONV_TILE_FITS(CYCONV_FILTERS_F64, CYCONV_COLS_F64), "NCHW float64 tile too large");
     """
     enum: CYCONV_COLS_F32
     enum: CYCONV_PIXELS_F32
@@ -96,20 +103,48 @@ cdef extern from *:
 cdef Py_ssize_t BAND_PIXELS = 384
 
 
+cdef inline object _span(object n, object s, object k, object d):
+    """The input positions n outputs at stride s read with k taps d gaps apart: the first output's
+    first tap to the last output's last tap. Python ints, so it never overflows."""
+    return (n - 1) * s + (k - 1) * (d + 1) + 1
+
+
+cdef object _work_sizes(bint nchw, object C, object F, object OH, object OW, object kh, object kw, object sh,
+                        object sw, object dh, object dw, object itemsize):
+    """The work buffers of direct_nhwc (nchw false) or direct_nchw, in Python ints (a geometry whose
+    buffers could not exist gives huge numbers, never an overflow):
+        (band   output rows per unit of work,
+         Hb     input rows a band reads,
+         row    NHWC: Wr, the pixels of a padded input row; NCHW: L, the values of one of the sw
+                column phases a padded input row is split into,
+         buffer elements of one thread's buffer: Hb * Wr * C (NHWC) or C * Hb * sw * L (NCHW),
+         panels elements of the packed kernel: one (K, width) panel per block of width filters)
+    The one place these sizes are computed: the kernels allocate them, work_bytes counts them."""
+    cols = CYCONV_COLS_F32 if itemsize == 4 else CYCONV_COLS_F64
+    band = min(max(BAND_PIXELS // OW, 1), OH)
+    Hb = _span(band, sh, kh, dh)
+    K = C * kh * kw
+    if nchw:
+        # Phase row length: tiles read pixels up to max(OW, cols) - 1, plus the largest tap shift.
+        row = max(OW, cols) + (kw - 1) * (dw + 1) // sw
+        buffer = C * Hb * sw * row
+        width = CYCONV_FILTERS_F32 if itemsize == 4 else CYCONV_FILTERS_F64
+    else:
+        row = _span(OW, sw, kw, dw)
+        buffer = Hb * row * C
+        width = cols
+    return band, Hb, row, buffer, (F + width - 1) // width * K * width
+
+
 def work_bytes(bint nchw, object channels, object filters, object out_h, object out_w, object kh, object kw,
                object sh, object sw, object dh, object dw, object itemsize, object num_threads):
-    """An upper bound of the bytes the work buffers of one direct_nhwc (nchw false) or direct_nchw
-    call allocate, computed with Python ints: a geometry whose buffers could not exist (huge strides
-    or dilations) gives a huge number, never an overflow. The caller refuses those before calling."""
-    cols = CYCONV_COLS_F32 if itemsize == 4 else CYCONV_COLS_F64
-    band = min(max(BAND_PIXELS // out_w, 1), out_h)
-    rows_read = (band - 1) * sh + (kh - 1) * (dh + 1) + 1
-    if nchw:
-        row = sw * (max(out_w, cols) + (kw - 1) * (dw + 1) // sw)
-    else:
-        row = (out_w - 1) * sw + (kw - 1) * (dw + 1) + 1
+    """The bytes the work buffers of one direct_nhwc (nchw false) or direct_nchw call allocate with
+    num_threads >= 1 threads, computed with Python ints: a geometry whose buffers could not exist
+    (huge strides or dilations) gives a huge number, never an overflow. The caller refuses those
+    before calling."""
+    _, _, _, buffer, panels = _work_sizes(nchw, channels, filters, out_h, out_w, kh, kw, sh, sw, dh, dw, itemsize)
     taps = channels * kh * kw
-    return itemsize * (max(num_threads, 1) * rows_read * row * channels + (filters + cols) * taps) + 16 * taps
+    return itemsize * (num_threads * buffer + panels) + 2 * taps * sizeof(Py_ssize_t)
 
 
 cdef inline void _micro_kernel(Py_ssize_t rows, const floating** a, const Py_ssize_t* a_off,
@@ -149,49 +184,35 @@ cdef inline void _micro_kernel(Py_ssize_t rows, const floating** a, const Py_ssi
                 dst[r][c] = acc[r * cols + c] + (bias[r] if bias_per_row else bias[c])
 
 
-cdef inline void _fill(floating* dst, Py_ssize_t n, floating value) noexcept nogil:
-    cdef Py_ssize_t k
-    for k in range(n):
-        dst[k] = value
-
-
-cdef inline (Py_ssize_t, Py_ssize_t) _inside(Py_ssize_t base, Py_ssize_t step, Py_ssize_t size,
-                                             Py_ssize_t count) noexcept nogil:
-    """[lo, hi): the m in [0, count) with 0 <= base + m * step < size (step > 0); lo <= hi."""
-    cdef Py_ssize_t lo = 0 if base >= 0 else min((-base + step - 1) // step, count)
-    cdef Py_ssize_t hi = 0 if base >= size else min((size - 1 - base) // step + 1, count)
-    return lo, max(hi, lo)
-
-
 cdef inline void _copy_padded(floating* dst, const floating* src, Py_ssize_t count, Py_ssize_t step,
                               Py_ssize_t base, Py_ssize_t size, floating pad) noexcept nogil:
     """dst[m] = src[base + m * step] where 0 <= base + m * step < size, else pad, for m < count."""
     cdef Py_ssize_t lo, hi, m
-    lo, hi = _inside(base, step, size, count)
-    _fill(dst, lo, pad)
-    if step == 1 and hi > lo:
-        memcpy(dst + lo, src + base + lo, (hi - lo) * sizeof(floating))
-    elif step > 1:
+    lo, hi = valid_range(base, step, size, count)
+    fill(dst, lo, pad)
+    if step == 1:
+        copy(dst + lo, src + base + lo, hi - lo)
+    else:
         for m in range(lo, hi):
             dst[m] = src[base + m * step]
-    _fill(dst + hi, count - hi, pad)
+    fill(dst + hi, count - hi, pad)
+
+
+cdef inline void _pack_panels(const floating* kf, Py_ssize_t F, Py_ssize_t K, floating* wp,
+                              Py_ssize_t width) noexcept nogil:
+    """wp[b, k, c] = kf[(b * width + c) * K + k], zero for filters past F: the kernel kf, F filters of
+    K values each, as one (K, width) panel per block of width filters."""
+    cdef Py_ssize_t last = F % width, tail = F - last
+    cdef Py_ssize_t f, k
+    for f in range(F):
+        for k in range(K):
+            wp[((f // width) * K + k) * width + f % width] = kf[f * K + k]
+    if last:  # the last panel's columns past F
+        for k in range(K):
+            fill(wp + (tail * K + k * width) + last, width - last, 0)
 
 
 # ---------------------------------------------------------------------------------------------- NHWC
-
-cdef inline void _pack_kernel_nhwc(const floating[:, :, :, ::1] kernel, floating* wp,
-                                   Py_ssize_t cols) noexcept nogil:
-    """wp[b, k, c] = kernel[b * cols + c].flat[k] (k = (i, j, ch)), zero for filters past F:
-    one (K, cols) panel per block of cols filters."""
-    cdef Py_ssize_t F = kernel.shape[0], K = kernel.shape[1] * kernel.shape[2] * kernel.shape[3]
-    cdef const floating* kf = &kernel[0, 0, 0, 0]
-    cdef Py_ssize_t blocks = (F + cols - 1) // cols
-    cdef Py_ssize_t f, k
-    _fill(wp, blocks * K * cols, 0)
-    for f in range(F):
-        for k in range(K):
-            wp[((f // cols) * K + k) * cols + f % cols] = kf[f * K + k]
-
 
 cdef inline void _pad_rows_nhwc(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t ih0, Py_ssize_t rows,
                                 floating* buf, Py_ssize_t Wr, Py_ssize_t pad_left, floating pad) noexcept nogil:
@@ -203,7 +224,7 @@ cdef inline void _pad_rows_nhwc(const floating[:, :, :, ::1] x, Py_ssize_t n, Py
         if 0 <= ih0 + r < H:
             _copy_padded(buf + r * Wr * C, &x[n, ih0 + r, 0, 0], Wr * C, 1, -pad_left * C, W * C, pad)
         else:
-            _fill(buf + r * Wr * C, Wr * C, pad)
+            fill(buf + r * Wr * C, Wr * C, pad)
 
 
 cdef inline void _band_nhwc(const floating* buf, Py_ssize_t npix, Py_ssize_t OW, Py_ssize_t Wr, Py_ssize_t C,
@@ -246,32 +267,31 @@ def direct_nhwc(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                 floating[:, :, :, ::1] y,              # OUT (N, OH, OW, F)
                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                 Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
-    """y[n, oh, ow, f] = bias[f] + sum_{i, j, c} xpad[n, ih, iw, c] * kernel[f, i, j, c] (NHWC).
+    """y[n, oh, ow, f] = bias[f] + sum_{i, j, c} xpad[n, ih, iw, c] * kernel[f, i, j, c] (NHWC), with
+    num_threads >= 1 threads.
 
-    Parallel over bands of output rows; a band's input rows, (Hb, Wr) pixels at most, are copied with
-    their padding, then its tiles of consecutive output pixels computed. Raises MemoryError if the
-    work buffers cannot be allocated."""
+    Parallel over bands of output rows; a band's input rows, (Hb, Wr) pixels, are copied with their
+    padding, then its tiles of consecutive output pixels computed. Raises MemoryError if the work
+    buffers cannot be allocated."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[3]
     cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[1], kw = kernel.shape[2]
     cdef Py_ssize_t OH = y.shape[1], OW = y.shape[2]
     cdef Py_ssize_t cols = CYCONV_COLS_F32 if floating is float else CYCONV_COLS_F64
-    cdef Py_ssize_t K = kh * kw * C, blocks = (F + cols - 1) // cols
-    cdef Py_ssize_t band = min(max(BAND_PIXELS // OW, 1), OH), bands = (OH + band - 1) // band
-    cdef Py_ssize_t Hb = (band - 1) * sh + (kh - 1) * (dh + 1) + 1
-    cdef Py_ssize_t Wr = (OW - 1) * sw + (kw - 1) * (dw + 1) + 1
-    cdef Py_ssize_t threads = max(num_threads, 1)
+    cdef Py_ssize_t K = kh * kw * C, band, Hb, Wr, buffer, panels
+    band, Hb, Wr, buffer, panels = _work_sizes(False, C, F, OH, OW, kh, kw, sh, sw, dh, dw, sizeof(floating))
+    cdef Py_ssize_t bands = (OH + band - 1) // band
     cdef floating pad = <floating>pad_value
     cdef Py_ssize_t t, n, oh0, nb, i, j, c
     cdef floating* buf
-    cdef floating* bufs = <floating*>malloc(threads * Hb * Wr * C * sizeof(floating))
-    cdef floating* wp = <floating*>malloc(blocks * K * cols * sizeof(floating))
+    cdef floating* bufs = <floating*>malloc(num_threads * buffer * sizeof(floating))
+    cdef floating* wp = <floating*>malloc(panels * sizeof(floating))
     cdef Py_ssize_t* a_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     cdef Py_ssize_t* b_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     try:
         if not (bufs and wp and a_off and b_off):
             raise MemoryError("cyconv direct_nhwc: cannot allocate the work buffers")
         with nogil:
-            _pack_kernel_nhwc(kernel, wp, cols)
+            _pack_panels(&kernel[0, 0, 0, 0], F, K, wp, cols)
             # Term k = (i, j, c): its input value sits a_off[k] after the pixel's patch start in the
             # band's buffer, its row of the kernel panel b_off[k] after the panel start.
             for i in range(kh):
@@ -283,9 +303,9 @@ def direct_nhwc(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
                 n = t // bands
                 oh0 = t % bands * band
                 nb = min(band, OH - oh0)
-                buf = bufs + threadid() * Hb * Wr * C
-                _pad_rows_nhwc(x, n, oh0 * sh - pad_top, (nb - 1) * sh + (kh - 1) * (dh + 1) + 1, buf, Wr,
-                               pad_left, pad)
+                buf = bufs + threadid() * buffer
+                # The nb output rows read Hb - (band - nb) * sh input rows (Hb for a whole band).
+                _pad_rows_nhwc(x, n, oh0 * sh - pad_top, Hb - (band - nb) * sh, buf, Wr, pad_left, pad)
                 _band_nhwc(buf, nb * OW, OW, Wr, C, sh, sw, a_off, b_off, K, wp, &bias[0], F, &y[n, oh0, 0, 0])
     finally:
         free(bufs)
@@ -295,20 +315,6 @@ def direct_nhwc(const floating[:, :, :, ::1] x,        # IN  (N, H, W, C)
 
 
 # ---------------------------------------------------------------------------------------------- NCHW
-
-cdef inline void _pack_kernel_nchw(const floating[:, :, :, ::1] kernel, floating* wp,
-                                   Py_ssize_t rows) noexcept nogil:
-    """wp[b, k, r] = kernel[b * rows + r].flat[k] (k = (c, i, j)), zero for filters past F:
-    one (K, rows) panel per block of rows filters."""
-    cdef Py_ssize_t F = kernel.shape[0], K = kernel.shape[1] * kernel.shape[2] * kernel.shape[3]
-    cdef const floating* kf = &kernel[0, 0, 0, 0]
-    cdef Py_ssize_t blocks = (F + rows - 1) // rows
-    cdef Py_ssize_t f, k
-    _fill(wp, blocks * K * rows, 0)
-    for f in range(F):
-        for k in range(K):
-            wp[((f // rows) * K + k) * rows + f % rows] = kf[f * K + k]
-
 
 cdef inline void _pad_rows_nchw(const floating[:, :, :, ::1] x, Py_ssize_t n, Py_ssize_t ih0, Py_ssize_t rows,
                                 floating* buf, Py_ssize_t Hb, Py_ssize_t sw, Py_ssize_t L, Py_ssize_t pad_left,
@@ -325,7 +331,7 @@ cdef inline void _pad_rows_nchw(const floating[:, :, :, ::1] x, Py_ssize_t n, Py
                 if 0 <= ih0 + r < H:
                     _copy_padded(dst, &x[n, c, ih0 + r, 0], L, sw, phase - pad_left, W, pad)
                 else:
-                    _fill(dst, L, pad)
+                    fill(dst, L, pad)
 
 
 cdef inline void _band_nchw(const floating* buf, Py_ssize_t nb, Py_ssize_t OW, Py_ssize_t sh, Py_ssize_t sw,
@@ -360,7 +366,8 @@ def direct_nchw(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                 floating[:, :, :, ::1] y,              # OUT (N, F, OH, OW)
                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                 Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
-    """y[n, f, oh, ow] = bias[f] + sum_{c, i, j} xpad[n, c, ih, iw] * kernel[f, c, i, j] (NCHW).
+    """y[n, f, oh, ow] = bias[f] + sum_{c, i, j} xpad[n, c, ih, iw] * kernel[f, c, i, j] (NCHW), with
+    num_threads >= 1 threads.
 
     Parallel over bands of output rows; a band's input rows are copied with their padding, each row
     split into sw column phases of L values, then its rows computed. Raises MemoryError if the work
@@ -369,25 +376,21 @@ def direct_nchw(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
     cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3]
     cdef Py_ssize_t OH = y.shape[2], OW = y.shape[3]
     cdef Py_ssize_t rows = CYCONV_FILTERS_F32 if floating is float else CYCONV_FILTERS_F64
-    cdef Py_ssize_t cols = CYCONV_COLS_F32 if floating is float else CYCONV_COLS_F64
-    cdef Py_ssize_t K = C * kh * kw, blocks = (F + rows - 1) // rows
-    cdef Py_ssize_t band = min(max(BAND_PIXELS // OW, 1), OH), bands = (OH + band - 1) // band
-    cdef Py_ssize_t Hb = (band - 1) * sh + (kh - 1) * (dh + 1) + 1
-    # Phase row length: tiles read pixels up to max(OW, cols) - 1, plus the largest tap shift.
-    cdef Py_ssize_t L = max(OW, cols) + (kw - 1) * (dw + 1) // sw
-    cdef Py_ssize_t threads = max(num_threads, 1)
+    cdef Py_ssize_t K = C * kh * kw, band, Hb, L, buffer, panels
+    band, Hb, L, buffer, panels = _work_sizes(True, C, F, OH, OW, kh, kw, sh, sw, dh, dw, sizeof(floating))
+    cdef Py_ssize_t bands = (OH + band - 1) // band
     cdef floating pad = <floating>pad_value
     cdef Py_ssize_t t, n, oh0, nb, c, i, j, u
     cdef floating* buf
-    cdef floating* bufs = <floating*>malloc(threads * C * Hb * sw * L * sizeof(floating))
-    cdef floating* wp = <floating*>malloc(blocks * K * rows * sizeof(floating))
+    cdef floating* bufs = <floating*>malloc(num_threads * buffer * sizeof(floating))
+    cdef floating* wp = <floating*>malloc(panels * sizeof(floating))
     cdef Py_ssize_t* a_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     cdef Py_ssize_t* b_off = <Py_ssize_t*>malloc(K * sizeof(Py_ssize_t))
     try:
         if not (bufs and wp and a_off and b_off):
             raise MemoryError("cyconv direct_nchw: cannot allocate the work buffers")
         with nogil:
-            _pack_kernel_nchw(kernel, wp, rows)
+            _pack_panels(&kernel[0, 0, 0, 0], F, K, wp, rows)
             # Term k = (c, i, j): its weights are row k of the filter panel; its input values, for
             # a tile's pixels, start b_off[k] after the tile's start in the band's buffer.
             for c in range(C):
@@ -400,9 +403,9 @@ def direct_nchw(const floating[:, :, :, ::1] x,        # IN  (N, C, H, W)
                 n = t // bands
                 oh0 = t % bands * band
                 nb = min(band, OH - oh0)
-                buf = bufs + threadid() * C * Hb * sw * L
-                _pad_rows_nchw(x, n, oh0 * sh - pad_top, (nb - 1) * sh + (kh - 1) * (dh + 1) + 1, buf, Hb, sw,
-                               L, pad_left, pad)
+                buf = bufs + threadid() * buffer
+                # The nb output rows read Hb - (band - nb) * sh input rows (Hb for a whole band).
+                _pad_rows_nchw(x, n, oh0 * sh - pad_top, Hb - (band - nb) * sh, buf, Hb, sw, L, pad_left, pad)
                 _band_nchw(buf, nb, OW, sh, sw, L, a_off, b_off, K, wp, &bias[0], F, &y[n, 0, oh0, 0], OH * OW)
     finally:
         free(bufs)

@@ -42,6 +42,14 @@ cdef inline Py_ssize_t end_valid(Py_ssize_t base, Py_ssize_t stride, Py_ssize_t 
     return min((size - 1 - base) // stride + 1, out)
 
 
+cdef inline (Py_ssize_t, Py_ssize_t) valid_range(Py_ssize_t base, Py_ssize_t stride, Py_ssize_t size,
+                                                 Py_ssize_t out) noexcept nogil:
+    """[lo, hi): the o in [0, out) with 0 <= o * stride + base < size (stride > 0); lo <= hi, so
+    [0, lo), [lo, hi) and [hi, out) split [0, out) into before, inside and after the input."""
+    cdef Py_ssize_t lo = first_valid(base, stride, out)
+    return lo, max(end_valid(base, stride, size, out), lo)
+
+
 cdef inline Py_ssize_t output_row_reading(Py_ssize_t ih, Py_ssize_t i, const Geom* g) noexcept nogil:
     """The output row oh whose kernel row i reads input row ih, or -1 if there is none."""
     cdef Py_ssize_t t = ih + g.pad_top - i * (g.dh + 1)
@@ -78,11 +86,10 @@ cdef inline void _kernel_row_nhwc(const floating* x_row, Py_ssize_t W, Py_ssize_
                                   floating* out, floating pad) noexcept nogil:
     """out[:hi - lo] = columns [lo, hi) of one kernel row of a patch: tap j reads input column
     iw0 + j * (dw + 1) of x_row (pixels C values apart), column j * cg + c its channel c < cg."""
-    cdef Py_ssize_t j_lo = first_valid(iw0, dw + 1, kw)
-    cdef Py_ssize_t j_hi = max(end_valid(iw0, dw + 1, W, kw), j_lo)
+    cdef Py_ssize_t j_lo, j_hi, a, b, j, c0, c1
+    j_lo, j_hi = valid_range(iw0, dw + 1, W, kw)
     # Columns [a, b) of taps left of the input, inside it, right of it (each may be empty).
-    cdef Py_ssize_t a = lo, b = min(hi, j_lo * cg)
-    cdef Py_ssize_t j, c0, c1
+    a, b = lo, min(hi, j_lo * cg)
     if b > a:
         fill(out, b - a, pad)
     a, b = max(lo, j_lo * cg), min(hi, j_hi * cg)
@@ -123,9 +130,10 @@ cdef inline void patches_nhwc(const floating* x, Py_ssize_t H, Py_ssize_t W, Py_
     are swept across the output row, kernel row by kernel row, so the interior columns are one
     tight loop (1.7x faster for C = 1..3); long ones fill each patch in order."""
     cdef Py_ssize_t row_len = g.kw * cg, pixels = g.out_h * g.out_w
-    # Output columns [ow_lo, ow_hi) read a whole kernel row inside the input.
-    cdef Py_ssize_t ow_lo = first_valid(-g.pad_left, g.sw, g.out_w)
-    cdef Py_ssize_t ow_hi = max(end_valid(-g.pad_left + (g.kw - 1) * (g.dw + 1), g.sw, W, g.out_w), ow_lo)
+    # Output columns [ow_lo, ow_hi) read a whole kernel row inside the input: its first tap at
+    # columns [0, W - (kw - 1) * (dw + 1)).
+    cdef Py_ssize_t ow_lo, ow_hi
+    ow_lo, ow_hi = valid_range(-g.pad_left, g.sw, W - (g.kw - 1) * (g.dw + 1), g.out_w)
     cdef Py_ssize_t i_first = k0 // row_len, i_last = (k1 - 1) // row_len
     cdef Py_ssize_t m = m0, n, oh, ow, ow0, ow1, i, ih, lo, hi
     cdef floating* row_out
@@ -158,10 +166,9 @@ cdef inline void taps_nchw(const floating* x_image, Py_ssize_t H, Py_ssize_t W, 
     image's NCHW cols; x_image is that image, (C, H, W)."""
     cdef Py_ssize_t c = r // (g.kh * g.kw), i = (r // g.kw) % g.kh, j = r % g.kw
     cdef Py_ssize_t base = j * (g.dw + 1) - g.pad_left
-    cdef Py_ssize_t lo = first_valid(base, g.sw, g.out_w)
-    cdef Py_ssize_t hi = max(end_valid(base, g.sw, W, g.out_w), lo)
-    cdef Py_ssize_t p = p0, oh, ow, ow0, ow1, ih
+    cdef Py_ssize_t p = p0, lo, hi, oh, ow, ow0, ow1, ih
     cdef const floating* x_row
+    lo, hi = valid_range(base, g.sw, W, g.out_w)
     while p < p1:
         oh, ow0 = p // g.out_w, p % g.out_w
         ow1 = min(g.out_w, ow0 + p1 - p)
@@ -189,9 +196,10 @@ cdef inline void gather_row_nhwc(const floating* cols, Py_ssize_t ld, floating* 
     cdef Py_ssize_t i, oh, ow, j, iw, iw0, r
     cdef floating* x_row = x + ((n * H + ih) * W) * C + c0
     cdef const floating* src
-    # Output columns [ow_lo, ow_hi) read a whole kernel row inside the input.
-    cdef Py_ssize_t ow_lo = first_valid(-g.pad_left, g.sw, g.out_w)
-    cdef Py_ssize_t ow_hi = max(end_valid(-g.pad_left + (g.kw - 1) * (g.dw + 1), g.sw, W, g.out_w), ow_lo)
+    # Output columns [ow_lo, ow_hi) read a whole kernel row inside the input: its first tap at
+    # columns [0, W - (kw - 1) * (dw + 1)).
+    cdef Py_ssize_t ow_lo, ow_hi
+    ow_lo, ow_hi = valid_range(-g.pad_left, g.sw, W - (g.kw - 1) * (g.dw + 1), g.out_w)
     for i in range(g.kh):
         oh = output_row_reading(ih, i, g)
         if oh < 0:
@@ -224,7 +232,6 @@ cdef inline void gather_row_nchw(const floating* cols_image, Py_ssize_t ld, floa
         for j in range(g.kw):
             src = cols_image + ((c * g.kh + i) * g.kw + j) * ld + oh * g.out_w
             base = j * (g.dw + 1) - g.pad_left
-            lo = first_valid(base, g.sw, g.out_w)
-            hi = end_valid(base, g.sw, W, g.out_w)
+            lo, hi = valid_range(base, g.sw, W, g.out_w)
             for ow in range(lo, hi):
                 x_row[ow * g.sw + base] += src[ow]

@@ -210,12 +210,14 @@ def kernel_grad_reference(x, grad_y, kernel_hw, strides=(1, 1), dilations=(0, 0)
     return grad_kernel
 
 
-def direct_reference(x, kernel, bias, pads, out_hw, dilations, pad_value):
-    """A stride-1 convolution with signed pads (pad_top, pad_left) and output size out_hw, by
-    conv2d_reference on the explicitly padded (or cropped) input."""
-    (dh, dw), (oh, ow) = dilations, out_hw
-    xp = padded(x, pads[0], pads[1], oh + 2 * (dh + 1), ow + 2 * (dw + 1), pad_value)
-    return conv2d_reference(xp, kernel, bias, (1, 1), dilations, ((0, 0), (0, 0)))
+def direct_reference(x, kernel, bias, pads, out_hw, dilations, pad_value, strides=(1, 1)):
+    """A convolution with signed pads (pad_top, pad_left) and output size out_hw (the padding after
+    is what out_hw needs), by conv2d_reference on the explicitly padded (or cropped) input: x
+    (N, H, W, C), kernel (F, kh, kw, C), result (N, out_h, out_w, F)."""
+    (sh, sw), (dh, dw), (oh, ow), (kh, kw) = strides, dilations, out_hw, kernel.shape[1:3]
+    xp = padded(x, pads[0], pads[1], (oh - 1) * sh + (kh - 1) * (dh + 1) + 1, (ow - 1) * sw + (kw - 1) * (dw + 1) + 1,
+                pad_value)
+    return conv2d_reference(xp, kernel, bias, strides, dilations, ((0, 0), (0, 0)))
 
 
 def winograd_reference(x, kernel, bias, pads, out_hw, dilations, pad_value, m, absolute=False):
