@@ -86,15 +86,25 @@ cdef inline Py_ssize_t _row_groups(Py_ssize_t rows) noexcept nogil:
     return max(1, min(rows, ROW_GROUPS))
 
 
-cdef void _sum_groups(const floating* partials, Py_ssize_t groups, Py_ssize_t size,
-                      double* out) noexcept nogil:
-    """out[k] = sum over g < groups of partials[g * size + k], in order of g, in float64."""
-    cdef Py_ssize_t grp, k
-    for k in range(size):
-        out[k] = 0
-    for grp in range(groups):
-        for k in range(size):
-            out[k] += partials[grp * size + k]
+cdef void _sum_groups(const floating* pk, const double* pb, Py_ssize_t groups, Py_ssize_t F, Py_ssize_t M,
+                      Py_ssize_t taps, bint channels_last, floating* grad_kernel,
+                      double* grad_bias) noexcept nogil:
+    """grad_kernel (F, taps) and grad_bias (F): the partial sums pk (groups, F * taps) and pb
+    (groups, F) added in order of the group, in float64. pk[u] is laid out (M, taps, C) when
+    channels_last (NHWC: f = c * M + m at ((m * taps + t) * C + c)), (F, taps) otherwise."""
+    cdef Py_ssize_t size = F * taps, C = F // M, f, t, k, u
+    cdef double total
+    for f in range(F):
+        for t in range(taps):
+            k = ((f % M) * taps + t) * C + f // M if channels_last else f * taps + t
+            total = 0
+            for u in range(groups):
+                total += pk[u * size + k]
+            grad_kernel[f * taps + t] = <floating>total
+        total = 0
+        for u in range(groups):
+            total += pb[u * F + f]
+        grad_bias[f] = total
 
 
 # ----------------------------------------------------------------------------------------------
@@ -247,23 +257,21 @@ cdef inline void _kernel_grad_rows_nhwc(const floating* x, Py_ssize_t H, Py_ssiz
                                         const floating* gy, floating pad, floating* pk,
                                         double* pb) noexcept nogil:
     """pk (M, kh, kw, C) = the kernel gradient summed over output rows [r0, r1) of the batch
-    (row r = image r // OH, row r % OH); pb (C * M) = grad_y summed over them, or NULL."""
+    (row r = image r // OH, row r % OH); pb (C * M) = grad_y summed over them."""
     cdef Py_ssize_t F = C * M, taps = g.kh * g.kw, r, n, oh, ow, f, c0, nv, m, i, j, ih, base, lo, hi
     cdef const floating* gy_row
     cdef const floating* x_row
     cdef floating* acc
     for f in range(M * taps * C):
         pk[f] = 0
-    if pb != NULL:
-        for f in range(F):
-            pb[f] = 0
+    for f in range(F):
+        pb[f] = 0
     for r in range(r0, r1):
         n, oh = r // g.out_h, r % g.out_h
         gy_row = gy + r * g.out_w * F
-        if pb != NULL:
-            for ow in range(g.out_w):
-                for f in range(F):
-                    pb[f] += gy_row[ow * F + f]
+        for ow in range(g.out_w):
+            for f in range(F):
+                pb[f] += gy_row[ow * F + f]
         c0 = 0
         while c0 < C:
             nv = min(LANES, C - c0)
@@ -434,7 +442,7 @@ cdef inline void _kernel_grad_plane_nchw(const floating* x, Py_ssize_t C, Py_ssi
                                          Py_ssize_t r1, const floating* gy, floating pad, floating* pk,
                                          double* pb, floating* columns, double* bias_columns) noexcept nogil:
     """pk (kh, kw) = the gradient of kernel[f] summed over output rows [r0, r1) of the batch (row r =
-    image r // OH, row r % OH); pb[0] = grad_y[:, f] summed over them (pb NULL: not wanted).
+    image r // OH, row r % OH); pb[0] = grad_y[:, f] summed over them.
     Each tap's products are first summed down the rows into columns[ow] (OW values, this thread's
     scratch; element-wise, so vectorised for any OW), then across; the bias likewise in float64."""
     cdef Py_ssize_t F = C * M, c = f // M, i, j, r, n, oh, ih, base, lo, hi, ow
@@ -472,16 +480,15 @@ cdef inline void _kernel_grad_plane_nchw(const floating* x, Py_ssize_t C, Py_ssi
             for ow in range(g.out_w):
                 total += columns[ow]
             pk[i * g.kw + j] = total
-    if pb != NULL:
+    for ow in range(g.out_w):
+        bias_columns[ow] = 0
+    for r in range(r0, r1):
+        gy_row = gy + ((r // g.out_h * F + f) * g.out_h + r % g.out_h) * g.out_w
         for ow in range(g.out_w):
-            bias_columns[ow] = 0
-        for r in range(r0, r1):
-            gy_row = gy + ((r // g.out_h * F + f) * g.out_h + r % g.out_h) * g.out_w
-            for ow in range(g.out_w):
-                bias_columns[ow] += gy_row[ow]
-        pb[0] = 0
-        for ow in range(g.out_w):
-            pb[0] += bias_columns[ow]
+            bias_columns[ow] += gy_row[ow]
+    pb[0] = 0
+    for ow in range(g.out_w):
+        pb[0] += bias_columns[ow]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -639,7 +646,7 @@ def input_grad_nchw(const floating[:, :, :, ::1] grad_y,  # IN  (N, C * M, OH, O
 def kernel_grad_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
                      const floating[:, :, :, ::1] grad_y,  # IN  (N, OH, OW, C * M)
                      floating[:, :, :, ::1] grad_kernel,   # OUT (C * M, kh, kw, 1)
-                     double[::1] grad_bias,                # OUT (C * M,), or (0,) for none
+                     double[::1] grad_bias,                # OUT (C * M,)
                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                      Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
     """grad_kernel[f, i, j] = sum over (n, oh, ow) of xp(tap (i, j) of (n, oh, ow), f // M) *
@@ -649,33 +656,25 @@ def kernel_grad_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
     cdef Py_ssize_t F = grad_kernel.shape[0], kh = grad_kernel.shape[1], kw = grad_kernel.shape[2]
     cdef Py_ssize_t M = F // max(C, 1), size = F * kh * kw
     cdef Geom g = Geom(grad_y.shape[1], grad_y.shape[2], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
-    cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R), u, f, t
-    cdef bint has_bias = grad_bias.shape[0] > 0
+    cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R), u
     cdef floating pad = <floating>pad_value
     if size == 0:
         return
     cdef floating[:, ::1] pk = np.empty((groups, size), dtype=np.float32 if floating is float else np.float64)
-    cdef double[:, ::1] pb = np.zeros((groups, F))
-    cdef double[::1] total = np.empty(size)
+    cdef double[:, ::1] pb = np.empty((groups, F))
     cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
     cdef const floating* gy = &grad_y[0, 0, 0, 0] if grad_y.size else NULL
     with nogil:
         for u in prange(groups, schedule="dynamic", num_threads=num_threads):
             _kernel_grad_rows_nhwc(xp, H, W, C, M, &g, u * R // groups, (u + 1) * R // groups, gy, pad,
-                                   &pk[u, 0], &pb[u, 0] if has_bias else NULL)
-        # pk[u] is (M, kh, kw, C); grad_kernel is (C * M, kh, kw).
-        _sum_groups(&pk[0, 0], groups, size, &total[0])
-        for f in range(F):
-            for t in range(kh * kw):
-                (&grad_kernel[0, 0, 0, 0])[f * kh * kw + t] = <floating>total[((f % M) * kh * kw + t) * C + f // M]
-        if has_bias:
-            _sum_groups(&pb[0, 0], groups, F, &grad_bias[0])
+                                   &pk[u, 0], &pb[u, 0])
+        _sum_groups(&pk[0, 0], &pb[0, 0], groups, F, M, kh * kw, True, &grad_kernel[0, 0, 0, 0], &grad_bias[0])
 
 
 def kernel_grad_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
                      const floating[:, :, :, ::1] grad_y,  # IN  (N, C * M, OH, OW)
                      floating[:, :, :, ::1] grad_kernel,   # OUT (C * M, 1, kh, kw)
-                     double[::1] grad_bias,                # OUT (C * M,), or (0,) for none
+                     double[::1] grad_bias,                # OUT (C * M,)
                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                      Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
     """As kernel_grad_nhwc. Parallel over (group of output rows, f)."""
@@ -683,14 +682,12 @@ def kernel_grad_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
     cdef Py_ssize_t F = grad_kernel.shape[0], kh = grad_kernel.shape[2], kw = grad_kernel.shape[3]
     cdef Py_ssize_t M = F // max(C, 1), size = F * kh * kw
     cdef Geom g = Geom(grad_y.shape[2], grad_y.shape[3], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
-    cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R), item, u, f, k
-    cdef bint has_bias = grad_bias.shape[0] > 0
+    cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R), item, u, f
     cdef floating pad = <floating>pad_value
     if size == 0:
         return
     cdef floating[:, ::1] pk = np.empty((groups, size), dtype=np.float32 if floating is float else np.float64)
-    cdef double[:, ::1] pb = np.zeros((groups, F))
-    cdef double[::1] total = np.empty(size)
+    cdef double[:, ::1] pb = np.empty((groups, F))
     cdef unsigned char[:, ::1] scratch = _scratch(num_threads, g.out_w * (sizeof(double) + sizeof(floating)))
     cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
     cdef const floating* gy = &grad_y[0, 0, 0, 0] if grad_y.size else NULL
@@ -700,11 +697,7 @@ def kernel_grad_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
         for item in prange(groups * F, schedule="dynamic"):
             u, f = item // F, item % F
             _kernel_grad_plane_nchw(xp, C, H, W, M, &g, f, u * R // groups, (u + 1) * R // groups, gy, pad,
-                                    &pk[u, f * kh * kw], &pb[u, f] if has_bias else NULL,
-                                    <floating*>(bias_columns + g.out_w), bias_columns)
+                                    &pk[u, f * kh * kw], &pb[u, f], <floating*>(bias_columns + g.out_w),
+                                    bias_columns)
     with nogil:
-        _sum_groups(&pk[0, 0], groups, size, &total[0])
-        for k in range(size):
-            (&grad_kernel[0, 0, 0, 0])[k] = <floating>total[k]
-        if has_bias:
-            _sum_groups(&pb[0, 0], groups, F, &grad_bias[0])
+        _sum_groups(&pk[0, 0], &pb[0, 0], groups, F, M, kh * kw, False, &grad_kernel[0, 0, 0, 0], &grad_bias[0])

@@ -115,10 +115,10 @@ def run_input_grad(p, grad_y, kernel, x_shape, layout, num_threads=2):
     return nhwc(grad_x)
 
 
-def run_kernel_grad(p, x, grad_y, kernel_hw, layout, with_bias=True, num_threads=2):
-    """(grad_kernel (C * M, kh, kw), grad_bias (C * M,) float64 or None)."""
+def run_kernel_grad(p, x, grad_y, kernel_hw, layout, num_threads=2):
+    """(grad_kernel (C * M, kh, kw), grad_bias (C * M,) float64)."""
     f = grad_y.shape[3]
-    grad_bias = np.full(f if with_bias else 0, np.nan)
+    grad_bias = np.full(f, np.nan)
     args = (*p["strides"], *p["dilations"], p["pad_top"], p["pad_left"], p["pad_value"], num_threads)
     if layout == "NHWC":
         grad_kernel = np.full((f, *kernel_hw, 1), np.nan, dtype=x.dtype)
@@ -126,7 +126,7 @@ def run_kernel_grad(p, x, grad_y, kernel_hw, layout, with_bias=True, num_threads
     else:
         grad_kernel = np.full((f, 1, *kernel_hw), np.nan, dtype=x.dtype)
         _depthwise.kernel_grad_nchw(nchw(x), nchw(grad_y), grad_kernel, grad_bias, *args)
-    return grad_kernel.reshape(f, *kernel_hw), grad_bias if with_bias else None
+    return grad_kernel.reshape(f, *kernel_hw), grad_bias
 
 
 def out_size(size, kernel, stride, dilation, before, after):
@@ -365,7 +365,7 @@ def test_results_do_not_depend_on_the_thread_count(layout, dtype):
     for threads in (1, 2, 3, 4):
         y = run_forward(p, p["x"], p["kernel"], p["bias"], layout, threads)
         grad_x = run_input_grad(p, p["grad_y"], p["kernel"], p["x"].shape, layout, threads)
-        grad_kernel, grad_bias = run_kernel_grad(p, p["x"], p["grad_y"], p["kernel"].shape[1:], layout, True, threads)
+        grad_kernel, grad_bias = run_kernel_grad(p, p["x"], p["grad_y"], p["kernel"].shape[1:], layout, threads)
         results.append((y, grad_x, grad_kernel, grad_bias))
     for other in results[1:]:
         for a, b in zip(results[0], other):
