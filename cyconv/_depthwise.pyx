@@ -27,9 +27,9 @@ the border is computed apart.
 Threads: every element of y and grad_x is computed by one thread in an order fixed by the problem
 (grad_x as a gather: each input pixel sums what reads it, so grad_x is overwritten and need not be
 zeroed). The kernel gradient is summed as partial sums over at most ROW_GROUPS groups of output
-rows (the grouping depends on the problem only), added in a fixed order in float64: split by rows,
-not by channels, so that few channels (C = 1..3) still keep every thread busy and each float32
-partial sum is 16 times shorter. Results are identical for any num_threads.
+rows, fewer when their copies of the kernel would exceed PARTIAL_BYTES (the grouping depends on the
+problem only), added in a fixed order in float64: split by rows, not by channels, so that few
+channels (C = 1..3) still keep every thread busy and each float32 partial sum is 16 times shorter. Results are identical for any num_threads.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
@@ -49,6 +49,9 @@ cdef enum:
     HALF = LANES // 2
     # The kernel gradient is summed over at most this many groups of output rows, then the groups.
     ROW_GROUPS = 16
+    # ... and over fewer when their partial sums (groups copies of the kernel) would exceed this
+    # many bytes (16 MiB; a 31x31 kernel of 4096 channels is 15.7 MB per copy in float32).
+    PARTIAL_BYTES = 16 << 20
 
 
 # ----------------------------------------------------------------------------------------------
@@ -81,9 +84,10 @@ cdef void _plan_readers(Py_ssize_t size, const Geom* g, Py_ssize_t[:, ::1] plan)
         plan[p, 0] = count
 
 
-cdef inline Py_ssize_t _row_groups(Py_ssize_t rows) noexcept nogil:
-    """How many partial sums the kernel gradient takes over `rows` output rows."""
-    return max(1, min(rows, ROW_GROUPS))
+cdef inline Py_ssize_t _row_groups(Py_ssize_t rows, Py_ssize_t partial_bytes) noexcept nogil:
+    """How many partial sums the kernel gradient takes over `rows` output rows, each of
+    partial_bytes: a function of the problem only, so results do not depend on the thread count."""
+    return max(1, min(rows, ROW_GROUPS, PARTIAL_BYTES // partial_bytes))
 
 
 cdef void _sum_groups(const floating* pk, const double* pb, Py_ssize_t groups, Py_ssize_t F, Py_ssize_t M,
@@ -656,7 +660,7 @@ def kernel_grad_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
     cdef Py_ssize_t F = grad_kernel.shape[0], kh = grad_kernel.shape[1], kw = grad_kernel.shape[2]
     cdef Py_ssize_t M = F // max(C, 1), size = F * kh * kw
     cdef Geom g = Geom(grad_y.shape[1], grad_y.shape[2], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
-    cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R), u
+    cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R, size * sizeof(floating)), u
     cdef floating pad = <floating>pad_value
     if size == 0:
         return
@@ -682,7 +686,7 @@ def kernel_grad_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
     cdef Py_ssize_t F = grad_kernel.shape[0], kh = grad_kernel.shape[2], kw = grad_kernel.shape[3]
     cdef Py_ssize_t M = F // max(C, 1), size = F * kh * kw
     cdef Geom g = Geom(grad_y.shape[2], grad_y.shape[3], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
-    cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R), item, u, f
+    cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R, size * sizeof(floating)), item, u, f
     cdef floating pad = <floating>pad_value
     if size == 0:
         return
