@@ -14,7 +14,8 @@ xp is x inside the input and pad_value outside. Dilation dh, dw counts the gaps 
 (0 is the ordinary kernel); pad_top / pad_left are signed offsets (negative ones crop, large ones
 read only padding). OH and OW are the shape of y / grad_y, computed by the caller from all four
 paddings; kh and kw are the kernel's. Every function trusts its caller (cyconv._validation):
-arrays C-contiguous, of one dtype, of consistent shapes.
+arrays C-contiguous, of one dtype, of consistent shapes; H, W, OH, OW >= 1, C >= 2 and, for the
+forward, N >= 1 (the engine returns early for an empty batch; the gradients take N = 0).
 
 Each output reads kh * kw inputs, so the work is memory-bound and im2col + GEMM per group would
 copy the input kh * kw times for products of inner size kh * kw; these kernels read x and write y
@@ -460,9 +461,7 @@ cdef inline void _kernel_grad_plane_nchw(const floating* x, Py_ssize_t C, Py_ssi
             hi = max(end_valid(base, g.sw, W, g.out_w), lo)
             for ow in range(g.out_w):
                 columns[ow] = 0
-            n, oh = 0, 0
-            if r1 > r0:
-                n, oh = r0 // g.out_h, r0 % g.out_h
+            n, oh = r0 // g.out_h, r0 % g.out_h
             for r in range(r0, r1):
                 gy_row = gy + ((n * F + f) * g.out_h + oh) * g.out_w
                 ih = oh * g.sh - g.pad_top + i * (g.dh + 1)
@@ -507,11 +506,9 @@ def forward_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
                  Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
     """y = depthwise convolution of x. Parallel over output rows (image, oh)."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef Py_ssize_t kh = kernel.shape[1], kw = kernel.shape[2], M = kernel.shape[0] // max(C, 1)
+    cdef Py_ssize_t kh = kernel.shape[1], kw = kernel.shape[2], M = kernel.shape[0] // C
     cdef Geom g = Geom(y.shape[1], y.shape[2], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
     cdef Py_ssize_t taps = kh * kw, r, t
-    if y.size == 0:
-        return
     dtype = np.float32 if floating is float else np.float64
     # The kernel as (M, kh, kw, C) and the bias as (M, C): channels contiguous for each multiplier.
     cdef const floating[:, :, :, ::1] kt = np.ascontiguousarray(
@@ -520,7 +517,7 @@ def forward_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
                                       else np.zeros((M, C), dtype=dtype))
     cdef const floating[::1] pad_pixel = np.full(C, pad_value, dtype=dtype)
     cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (kh + taps + 1 + M * taps) * sizeof(void*))
-    cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
+    cdef const floating* xp = &x[0, 0, 0, 0]
     cdef const floating** rows
     cdef const floating** src
     cdef const floating** wts
@@ -543,20 +540,18 @@ def forward_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
                  Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
     """y = depthwise convolution of x. Parallel over output rows (image, f, oh)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3], M = F // max(C, 1)
+    cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3], M = F // C
     cdef Geom g = Geom(y.shape[2], y.shape[3], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
     cdef Py_ssize_t r, n, f, oh
     cdef floating pad = <floating>pad_value
     cdef bint has_bias = bias.shape[0] > 0
-    if y.size == 0:
-        return
     dtype = np.float32 if floating is float else np.float64
-    cdef const floating[::1] pad_row = np.full(max(W, 1), pad_value, dtype=dtype)
+    cdef const floating[::1] pad_row = np.full(W, pad_value, dtype=dtype)
     cdef const floating[::1] zero = np.zeros(1, dtype=dtype)
     # Tap t = (i, j) reads column ow * sw + offs[t] of its row.
     cdef Py_ssize_t[::1] offs = np.tile(np.arange(kw, dtype=np.intp) * (dw + 1) - pad_left, kh)
     cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (kh * kw + 1) * sizeof(void*))
-    cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
+    cdef const floating* xp = &x[0, 0, 0, 0]
     cdef const floating** rows
     with nogil, parallel(num_threads=num_threads):
         rows = <const floating**>&scratch[threadid(), 0]
@@ -575,11 +570,11 @@ def input_grad_nhwc(const floating[:, :, :, ::1] grad_y,  # IN  (N, OH, OW, C * 
     """grad_x = gradient of <y, grad_y> with respect to x, overwriting grad_x (it need not be
     zeroed). A gather: each input pixel sums what reads it. Parallel over input rows (image, ih)."""
     cdef Py_ssize_t N = grad_x.shape[0], H = grad_x.shape[1], W = grad_x.shape[2], C = grad_x.shape[3]
-    cdef Py_ssize_t kh = kernel.shape[1], kw = kernel.shape[2], M = kernel.shape[0] // max(C, 1)
+    cdef Py_ssize_t kh = kernel.shape[1], kw = kernel.shape[2], M = kernel.shape[0] // C
     cdef Geom g = Geom(grad_y.shape[1], grad_y.shape[2], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
     cdef Geom gt = _transposed(&g)
     cdef Py_ssize_t taps = M * kh * kw, r
-    if grad_x.size == 0:
+    if grad_x.size == 0:  # N = 0: the engine's backward does not return early for an empty batch
         return
     cdef const floating[:, :, :, ::1] kt = np.ascontiguousarray(
         np.asarray(kernel).reshape(C, M, kh, kw).transpose(1, 2, 3, 0))
@@ -587,7 +582,7 @@ def input_grad_nhwc(const floating[:, :, :, ::1] grad_y,  # IN  (N, OH, OW, C * 
     cdef Py_ssize_t[:, ::1] col_plan = np.empty((W, 1 + 2 * kw), dtype=np.intp)
     cdef const floating[::1] zeros = np.zeros(C, dtype=np.float32 if floating is float else np.float64)
     cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (2 * taps + 1) * sizeof(void*))
-    cdef const floating* gy = &grad_y[0, 0, 0, 0] if grad_y.size else NULL
+    cdef const floating* gy = &grad_y[0, 0, 0, 0]
     cdef const floating** src
     cdef const floating** wts
     with nogil:
@@ -610,10 +605,10 @@ def input_grad_nchw(const floating[:, :, :, ::1] grad_y,  # IN  (N, C * M, OH, O
     of one residue rho = iw mod sw are read by the same kernel columns j, from output columns
     ow = q + offset_j: each residue is a stride-1 sum over q, written with step sw."""
     cdef Py_ssize_t N = grad_x.shape[0], C = grad_x.shape[1], H = grad_x.shape[2], W = grad_x.shape[3]
-    cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3], M = F // max(C, 1)
+    cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3], M = F // C
     cdef Geom g = Geom(grad_y.shape[2], grad_y.shape[3], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
     cdef Py_ssize_t residues = min(sw, W), rho, j, k, t, r, n, c, ih
-    if grad_x.size == 0:
+    if grad_x.size == 0:  # N = 0: the engine's backward does not return early for an empty batch
         return
     cdef Py_ssize_t[:, ::1] row_plan = np.empty((H, 1 + 2 * kh), dtype=np.intp)
     # columns[rho] = [count, q_count, j0, off0, j1, off1, ...]: kernel column j reads output column
@@ -623,7 +618,7 @@ def input_grad_nchw(const floating[:, :, :, ::1] grad_y,  # IN  (N, C * M, OH, O
     cdef Py_ssize_t offs_bytes = taps * sizeof(Py_ssize_t)
     cdef unsigned char[:, ::1] scratch = _scratch(num_threads, rows_bytes + offs_bytes + taps * sizeof(double))
     cdef const floating[::1] zero = np.zeros(1, dtype=np.float32 if floating is float else np.float64)
-    cdef const floating* gy = &grad_y[0, 0, 0, 0] if grad_y.size else NULL
+    cdef const floating* gy = &grad_y[0, 0, 0, 0]
     cdef const floating** rows
     cdef Py_ssize_t* offs
     cdef floating* w
@@ -658,14 +653,13 @@ def kernel_grad_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
     _row_groups groups of output rows, in parallel, then added in order."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t F = grad_kernel.shape[0], kh = grad_kernel.shape[1], kw = grad_kernel.shape[2]
-    cdef Py_ssize_t M = F // max(C, 1), size = F * kh * kw
+    cdef Py_ssize_t M = F // C, size = F * kh * kw
     cdef Geom g = Geom(grad_y.shape[1], grad_y.shape[2], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
     cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R, size * sizeof(floating)), u
     cdef floating pad = <floating>pad_value
-    if size == 0:
-        return
     cdef floating[:, ::1] pk = np.empty((groups, size), dtype=np.float32 if floating is float else np.float64)
     cdef double[:, ::1] pb = np.empty((groups, F))
+    # N = 0 (the engine's backward does not return early for an empty batch): no rows, zeros.
     cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
     cdef const floating* gy = &grad_y[0, 0, 0, 0] if grad_y.size else NULL
     with nogil:
@@ -684,15 +678,14 @@ def kernel_grad_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
     """As kernel_grad_nhwc. Parallel over (group of output rows, f)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = grad_kernel.shape[0], kh = grad_kernel.shape[2], kw = grad_kernel.shape[3]
-    cdef Py_ssize_t M = F // max(C, 1), size = F * kh * kw
+    cdef Py_ssize_t M = F // C, size = F * kh * kw
     cdef Geom g = Geom(grad_y.shape[2], grad_y.shape[3], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
     cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R, size * sizeof(floating)), item, u, f
     cdef floating pad = <floating>pad_value
-    if size == 0:
-        return
     cdef floating[:, ::1] pk = np.empty((groups, size), dtype=np.float32 if floating is float else np.float64)
     cdef double[:, ::1] pb = np.empty((groups, F))
     cdef unsigned char[:, ::1] scratch = _scratch(num_threads, g.out_w * (sizeof(double) + sizeof(floating)))
+    # N = 0 (the engine's backward does not return early for an empty batch): no rows, zeros.
     cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
     cdef const floating* gy = &grad_y[0, 0, 0, 0] if grad_y.size else NULL
     cdef double* bias_columns
