@@ -37,7 +37,7 @@ from cython.parallel cimport parallel, prange, threadid
 
 import numpy as np
 
-from cyconv._patches cimport Geom, end_valid, first_valid, output_row_reading
+from cyconv._patches cimport Geom, end_valid, fill, first_valid, output_row_reading
 
 
 cdef enum:
@@ -63,6 +63,12 @@ def _scratch(int num_threads, Py_ssize_t nbytes):
     """Per-thread scratch: a row of at least nbytes per OpenMP thread, rows 64-byte multiples (so
     aligned for any type, and no two threads write one cache line)."""
     return np.empty((max(num_threads, 1), max(nbytes + 63, 64) // 64 * 64), dtype=np.uint8)
+
+
+def _by_multiplier(kernel, Py_ssize_t C, Py_ssize_t M, Py_ssize_t kh, Py_ssize_t kw):
+    """The NHWC kernel (C * M, kh, kw, 1) as a C-contiguous (M, kh, kw, C): the C weights of each
+    multiplier and tap contiguous."""
+    return np.ascontiguousarray(np.asarray(kernel).reshape(C, M, kh, kw).transpose(1, 2, 3, 0))
 
 
 cdef Geom _transposed(const Geom* g) noexcept nogil:
@@ -267,10 +273,8 @@ cdef inline void _kernel_grad_rows_nhwc(const floating* x, Py_ssize_t H, Py_ssiz
     cdef const floating* gy_row
     cdef const floating* x_row
     cdef floating* acc
-    for f in range(M * taps * C):
-        pk[f] = 0
-    for f in range(F):
-        pb[f] = 0
+    fill(pk, M * taps * C, 0)
+    fill(pb, F, 0)
     for r in range(r0, r1):
         n, oh = r // g.out_h, r % g.out_h
         gy_row = gy + r * g.out_w * F
@@ -459,8 +463,7 @@ cdef inline void _kernel_grad_plane_nchw(const floating* x, Py_ssize_t C, Py_ssi
             base = j * (g.dw + 1) - g.pad_left
             lo = first_valid(base, g.sw, g.out_w)
             hi = max(end_valid(base, g.sw, W, g.out_w), lo)
-            for ow in range(g.out_w):
-                columns[ow] = 0
+            fill(columns, g.out_w, 0)
             n, oh = r0 // g.out_h, r0 % g.out_h
             for r in range(r0, r1):
                 gy_row = gy + ((n * F + f) * g.out_h + oh) * g.out_w
@@ -483,8 +486,7 @@ cdef inline void _kernel_grad_plane_nchw(const floating* x, Py_ssize_t C, Py_ssi
             for ow in range(g.out_w):
                 total += columns[ow]
             pk[i * g.kw + j] = total
-    for ow in range(g.out_w):
-        bias_columns[ow] = 0
+    fill(bias_columns, g.out_w, 0)
     for r in range(r0, r1):
         gy_row = gy + ((r // g.out_h * F + f) * g.out_h + r % g.out_h) * g.out_w
         for ow in range(g.out_w):
@@ -511,22 +513,22 @@ def forward_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
     cdef Py_ssize_t taps = kh * kw, r, t
     dtype = np.float32 if floating is float else np.float64
     # The kernel as (M, kh, kw, C) and the bias as (M, C): channels contiguous for each multiplier.
-    cdef const floating[:, :, :, ::1] kt = np.ascontiguousarray(
-        np.asarray(kernel).reshape(C, M, kh, kw).transpose(1, 2, 3, 0))
+    cdef const floating[:, :, :, ::1] kt = _by_multiplier(kernel, C, M, kh, kw)
     cdef const floating[:, ::1] bt = (np.ascontiguousarray(np.asarray(bias).reshape(C, M).T) if bias.shape[0]
                                       else np.zeros((M, C), dtype=dtype))
     cdef const floating[::1] pad_pixel = np.full(C, pad_value, dtype=dtype)
-    cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (kh + taps + 1 + M * taps) * sizeof(void*))
+    cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (kh + taps + 1) * sizeof(void*))
+    # wts[m * kh * kw + t]: the C weights of tap t for multiplier m, shared by the threads.
+    cdef unsigned char[:, ::1] table = _scratch(1, M * taps * sizeof(void*))
+    cdef const floating** wts = <const floating**>&table[0, 0]
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef const floating** rows
     cdef const floating** src
-    cdef const floating** wts
+    for t in range(M * taps):
+        wts[t] = &kt[0, 0, 0, 0] + t * C
     with nogil, parallel(num_threads=num_threads):
         rows = <const floating**>&scratch[threadid(), 0]
         src = rows + kh
-        wts = src + taps + 1
-        for t in range(M * taps):
-            wts[t] = &kt[0, 0, 0, 0] + t * C
         for r in prange(N * g.out_h, schedule="guided"):
             _forward_row_nhwc(xp, H, W, C, M, &g, r // g.out_h, r % g.out_h, wts, &bt[0, 0], &pad_pixel[0],
                               rows, src, &y[r // g.out_h, r % g.out_h, 0, 0])
@@ -576,8 +578,7 @@ def input_grad_nhwc(const floating[:, :, :, ::1] grad_y,  # IN  (N, OH, OW, C * 
     cdef Py_ssize_t taps = M * kh * kw, r
     if grad_x.size == 0:  # N = 0: the engine's backward does not return early for an empty batch
         return
-    cdef const floating[:, :, :, ::1] kt = np.ascontiguousarray(
-        np.asarray(kernel).reshape(C, M, kh, kw).transpose(1, 2, 3, 0))
+    cdef const floating[:, :, :, ::1] kt = _by_multiplier(kernel, C, M, kh, kw)
     cdef Py_ssize_t[:, ::1] row_plan = np.empty((H, 1 + 2 * kh), dtype=np.intp)
     cdef Py_ssize_t[:, ::1] col_plan = np.empty((W, 1 + 2 * kw), dtype=np.intp)
     cdef const floating[::1] zeros = np.zeros(C, dtype=np.float32 if floating is float else np.float64)
