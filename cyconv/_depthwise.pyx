@@ -172,7 +172,7 @@ cdef inline void _forward_row_nhwc(const floating* x, Py_ssize_t H, Py_ssize_t W
                                    const floating** rows, const floating** src,
                                    floating* y_row) noexcept nogil:
     """y_row (OW, C * M) = output row oh of image n. wts[m * kh * kw + t]: the C weights of tap t
-    for multiplier m; bt (M, C): the bias by multiplier (zeros for none); pad_pixel: C pad values;
+    for multiplier m; bt (M, C): the bias by multiplier; pad_pixel: C pad values;
     rows (kh) and src (kh * kw + 1): this thread's tables."""
     cdef Py_ssize_t taps = g.kh * g.kw, F = C * M, i, j, t, m, ih, iw, iw0, ow
     # Output columns [ow_lo, ow_hi) read a whole kernel row inside the input.
@@ -502,7 +502,7 @@ cdef inline void _kernel_grad_plane_nchw(const floating* x, Py_ssize_t C, Py_ssi
 
 def forward_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
                  const floating[:, :, :, ::1] kernel,  # IN  (C * M, kh, kw, 1)
-                 const floating[::1] bias,             # IN  (C * M,), or (0,) for none
+                 const floating[::1] bias,             # IN  (C * M,): zeros for none
                  floating[:, :, :, ::1] y,             # OUT (N, OH, OW, C * M)
                  Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                  Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
@@ -514,8 +514,7 @@ def forward_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
     dtype = np.float32 if floating is float else np.float64
     # The kernel as (M, kh, kw, C) and the bias as (M, C): channels contiguous for each multiplier.
     cdef const floating[:, :, :, ::1] kt = _by_multiplier(kernel, C, M, kh, kw)
-    cdef const floating[:, ::1] bt = (np.ascontiguousarray(np.asarray(bias).reshape(C, M).T) if bias.shape[0]
-                                      else np.zeros((M, C), dtype=dtype))
+    cdef const floating[:, ::1] bt = np.ascontiguousarray(np.asarray(bias).reshape(C, M).T)
     cdef const floating[::1] pad_pixel = np.full(C, pad_value, dtype=dtype)
     cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (kh + taps + 1) * sizeof(void*))
     # wts[m * kh * kw + t]: the C weights of tap t for multiplier m, shared by the threads.
@@ -536,7 +535,7 @@ def forward_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
 
 def forward_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
                  const floating[:, :, :, ::1] kernel,  # IN  (C * M, 1, kh, kw)
-                 const floating[::1] bias,             # IN  (C * M,), or (0,) for none
+                 const floating[::1] bias,             # IN  (C * M,): zeros for none
                  floating[:, :, :, ::1] y,             # OUT (N, C * M, OH, OW)
                  Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                  Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
@@ -546,10 +545,8 @@ def forward_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
     cdef Geom g = Geom(y.shape[2], y.shape[3], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
     cdef Py_ssize_t r, n, f, oh
     cdef floating pad = <floating>pad_value
-    cdef bint has_bias = bias.shape[0] > 0
     dtype = np.float32 if floating is float else np.float64
     cdef const floating[::1] pad_row = np.full(W, pad_value, dtype=dtype)
-    cdef const floating[::1] zero = np.zeros(1, dtype=dtype)
     # Tap t = (i, j) reads column ow * sw + offs[t] of its row.
     cdef Py_ssize_t[::1] offs = np.tile(np.arange(kw, dtype=np.intp) * (dw + 1) - pad_left, kh)
     cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (kh * kw + 1) * sizeof(void*))
@@ -560,7 +557,7 @@ def forward_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
         for r in prange(N * F * g.out_h, schedule="guided"):
             n, f, oh = r // (F * g.out_h), (r // g.out_h) % F, r % g.out_h
             _forward_row_nchw(xp + (n * C + f // M) * H * W, H, W, &g, oh, &pad_row[0], rows)
-            _row_nchw(rows, &offs[0], &kernel[f, 0, 0, 0], sw, &bias[f] if has_bias else &zero[0],
+            _row_nchw(rows, &offs[0], &kernel[f, 0, 0, 0], sw, &bias[f],
                       W, pad, &y[n, f, oh, 0], 1, g.out_w)
 
 

@@ -92,7 +92,7 @@ def depthwise_kernel_grad(x, grad_y, kernel_hw, strides, dilations, pad_top, pad
 def run_forward(p, x, kernel, bias, layout, num_threads=2):
     """y (N, OH, OW, C * M) as NHWC, computed in `layout`. Every element must be written."""
     n, (out_h, out_w), f = x.shape[0], p["out_hw"], kernel.shape[0]
-    b = np.empty(0, dtype=x.dtype) if bias is None else bias
+    b = np.zeros(kernel.shape[0], dtype=x.dtype) if bias is None else bias
     args = (*p["strides"], *p["dilations"], p["pad_top"], p["pad_left"], p["pad_value"], num_threads)
     if layout == "NHWC":
         y = np.full((n, out_h, out_w, f), np.nan, dtype=x.dtype)
