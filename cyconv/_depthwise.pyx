@@ -60,9 +60,13 @@ cdef enum:
 
 
 def _scratch(int num_threads, Py_ssize_t nbytes):
-    """Per-thread scratch: a row of at least nbytes per OpenMP thread, rows 64-byte multiples (so
-    aligned for any type, and no two threads write one cache line)."""
-    return np.empty((max(num_threads, 1), max(nbytes + 63, 64) // 64 * 64), dtype=np.uint8)
+    """Per-thread scratch: a row of at least nbytes per OpenMP thread, rows 64-byte multiples
+    starting on a 64-byte boundary (so aligned for any type, and no two threads, nor another
+    array, write one cache line)."""
+    cdef Py_ssize_t rows = max(num_threads, 1), row = max(nbytes + 63, 64) // 64 * 64
+    buffer = np.empty(rows * row + 64, dtype=np.uint8)
+    cdef Py_ssize_t start = -buffer.ctypes.data % 64
+    return buffer[start:start + rows * row].reshape(rows, row)
 
 
 def _by_multiplier(kernel, Py_ssize_t C, Py_ssize_t M, Py_ssize_t kh, Py_ssize_t kw):
