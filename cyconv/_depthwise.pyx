@@ -14,7 +14,8 @@ xp is x inside the input and pad_value outside. Dilation dh, dw counts the gaps 
 (0 is the ordinary kernel); pad_top / pad_left are signed offsets (negative ones crop, large ones
 read only padding). OH and OW are the shape of y / grad_y, computed by the caller from all four
 paddings; kh and kw are the kernel's. Every function trusts its caller (cyconv._validation):
-arrays C-contiguous, of one dtype, of consistent shapes.
+arrays C-contiguous, of one dtype, of consistent shapes; H, W, OH, OW >= 1, C >= 2 and, for the
+forward, N >= 1 (the engine returns early for an empty batch; the gradients take N = 0).
 
 Each output reads kh * kw inputs, so the work is memory-bound and im2col + GEMM per group would
 copy the input kh * kw times for products of inner size kh * kw; these kernels read x and write y
@@ -27,16 +28,16 @@ the border is computed apart.
 Threads: every element of y and grad_x is computed by one thread in an order fixed by the problem
 (grad_x as a gather: each input pixel sums what reads it, so grad_x is overwritten and need not be
 zeroed). The kernel gradient is summed as partial sums over at most ROW_GROUPS groups of output
-rows (the grouping depends on the problem only), added in a fixed order in float64: split by rows,
-not by channels, so that few channels (C = 1..3) still keep every thread busy and each float32
-partial sum is 16 times shorter. Results are identical for any num_threads.
+rows, fewer when their copies of the kernel would exceed PARTIAL_BYTES (the grouping depends on the
+problem only), added in a fixed order in float64: split by rows, not by channels, so that few
+channels (C = 1..3) still keep every thread busy and each float32 partial sum is 16 times shorter. Results are identical for any num_threads.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 
 import numpy as np
 
-from cyconv._patches cimport Geom, end_valid, first_valid, output_row_reading
+from cyconv._patches cimport Geom, end_valid, fill, first_valid, output_row_reading
 
 
 cdef enum:
@@ -49,6 +50,9 @@ cdef enum:
     HALF = LANES // 2
     # The kernel gradient is summed over at most this many groups of output rows, then the groups.
     ROW_GROUPS = 16
+    # ... and over fewer when their partial sums (groups copies of the kernel) would exceed this
+    # many bytes (16 MiB; a 31x31 kernel of 4096 channels is 15.7 MB per copy in float32).
+    PARTIAL_BYTES = 16 << 20
 
 
 # ----------------------------------------------------------------------------------------------
@@ -56,9 +60,19 @@ cdef enum:
 
 
 def _scratch(int num_threads, Py_ssize_t nbytes):
-    """Per-thread scratch: a row of at least nbytes per OpenMP thread, rows 64-byte multiples (so
-    aligned for any type, and no two threads write one cache line)."""
-    return np.empty((max(num_threads, 1), max(nbytes + 63, 64) // 64 * 64), dtype=np.uint8)
+    """Per-thread scratch: a row of at least nbytes per OpenMP thread, rows 64-byte multiples
+    starting on a 64-byte boundary (so aligned for any type, and no two threads, nor another
+    array, write one cache line)."""
+    cdef Py_ssize_t rows = max(num_threads, 1), row = max(nbytes + 63, 64) // 64 * 64
+    buffer = np.empty(rows * row + 64, dtype=np.uint8)
+    cdef Py_ssize_t start = -buffer.ctypes.data % 64
+    return buffer[start:start + rows * row].reshape(rows, row)
+
+
+def _by_multiplier(kernel, Py_ssize_t C, Py_ssize_t M, Py_ssize_t kh, Py_ssize_t kw):
+    """The NHWC kernel (C * M, kh, kw, 1) as a C-contiguous (M, kh, kw, C): the C weights of each
+    multiplier and tap contiguous."""
+    return np.ascontiguousarray(np.asarray(kernel).reshape(C, M, kh, kw).transpose(1, 2, 3, 0))
 
 
 cdef Geom _transposed(const Geom* g) noexcept nogil:
@@ -81,20 +95,31 @@ cdef void _plan_readers(Py_ssize_t size, const Geom* g, Py_ssize_t[:, ::1] plan)
         plan[p, 0] = count
 
 
-cdef inline Py_ssize_t _row_groups(Py_ssize_t rows) noexcept nogil:
-    """How many partial sums the kernel gradient takes over `rows` output rows."""
-    return max(1, min(rows, ROW_GROUPS))
+cdef inline Py_ssize_t _row_groups(Py_ssize_t rows, Py_ssize_t partial_bytes) noexcept nogil:
+    """How many partial sums the kernel gradient takes over `rows` output rows, each of
+    partial_bytes: a function of the problem only, so results do not depend on the thread count."""
+    return max(1, min(rows, ROW_GROUPS, PARTIAL_BYTES // partial_bytes))
 
 
-cdef void _sum_groups(const floating* partials, Py_ssize_t groups, Py_ssize_t size,
-                      double* out) noexcept nogil:
-    """out[k] = sum over g < groups of partials[g * size + k], in order of g, in float64."""
-    cdef Py_ssize_t grp, k
-    for k in range(size):
-        out[k] = 0
-    for grp in range(groups):
-        for k in range(size):
-            out[k] += partials[grp * size + k]
+cdef void _sum_groups(const floating* pk, const double* pb, Py_ssize_t groups, Py_ssize_t F, Py_ssize_t M,
+                      Py_ssize_t taps, bint channels_last, floating* grad_kernel,
+                      double* grad_bias) noexcept nogil:
+    """grad_kernel (F, taps) and grad_bias (F): the partial sums pk (groups, F * taps) and pb
+    (groups, F) added in order of the group, in float64. pk[u] is laid out (M, taps, C) when
+    channels_last (NHWC: f = c * M + m at ((m * taps + t) * C + c)), (F, taps) otherwise."""
+    cdef Py_ssize_t size = F * taps, C = F // M, f, t, k, u
+    cdef double total
+    for f in range(F):
+        for t in range(taps):
+            k = ((f % M) * taps + t) * C + f // M if channels_last else f * taps + t
+            total = 0
+            for u in range(groups):
+                total += pk[u * size + k]
+            grad_kernel[f * taps + t] = <floating>total
+        total = 0
+        for u in range(groups):
+            total += pb[u * F + f]
+        grad_bias[f] = total
 
 
 # ----------------------------------------------------------------------------------------------
@@ -151,7 +176,7 @@ cdef inline void _forward_row_nhwc(const floating* x, Py_ssize_t H, Py_ssize_t W
                                    const floating** rows, const floating** src,
                                    floating* y_row) noexcept nogil:
     """y_row (OW, C * M) = output row oh of image n. wts[m * kh * kw + t]: the C weights of tap t
-    for multiplier m; bt (M, C): the bias by multiplier (zeros for none); pad_pixel: C pad values;
+    for multiplier m; bt (M, C): the bias by multiplier; pad_pixel: C pad values;
     rows (kh) and src (kh * kw + 1): this thread's tables."""
     cdef Py_ssize_t taps = g.kh * g.kw, F = C * M, i, j, t, m, ih, iw, iw0, ow
     # Output columns [ow_lo, ow_hi) read a whole kernel row inside the input.
@@ -247,23 +272,19 @@ cdef inline void _kernel_grad_rows_nhwc(const floating* x, Py_ssize_t H, Py_ssiz
                                         const floating* gy, floating pad, floating* pk,
                                         double* pb) noexcept nogil:
     """pk (M, kh, kw, C) = the kernel gradient summed over output rows [r0, r1) of the batch
-    (row r = image r // OH, row r % OH); pb (C * M) = grad_y summed over them, or NULL."""
+    (row r = image r // OH, row r % OH); pb (C * M) = grad_y summed over them."""
     cdef Py_ssize_t F = C * M, taps = g.kh * g.kw, r, n, oh, ow, f, c0, nv, m, i, j, ih, base, lo, hi
     cdef const floating* gy_row
     cdef const floating* x_row
     cdef floating* acc
-    for f in range(M * taps * C):
-        pk[f] = 0
-    if pb != NULL:
-        for f in range(F):
-            pb[f] = 0
+    fill(pk, M * taps * C, 0)
+    fill(pb, F, 0)
     for r in range(r0, r1):
         n, oh = r // g.out_h, r % g.out_h
         gy_row = gy + r * g.out_w * F
-        if pb != NULL:
-            for ow in range(g.out_w):
-                for f in range(F):
-                    pb[f] += gy_row[ow * F + f]
+        for ow in range(g.out_w):
+            for f in range(F):
+                pb[f] += gy_row[ow * F + f]
         c0 = 0
         while c0 < C:
             nv = min(LANES, C - c0)
@@ -434,7 +455,7 @@ cdef inline void _kernel_grad_plane_nchw(const floating* x, Py_ssize_t C, Py_ssi
                                          Py_ssize_t r1, const floating* gy, floating pad, floating* pk,
                                          double* pb, floating* columns, double* bias_columns) noexcept nogil:
     """pk (kh, kw) = the gradient of kernel[f] summed over output rows [r0, r1) of the batch (row r =
-    image r // OH, row r % OH); pb[0] = grad_y[:, f] summed over them (pb NULL: not wanted).
+    image r // OH, row r % OH); pb[0] = grad_y[:, f] summed over them.
     Each tap's products are first summed down the rows into columns[ow] (OW values, this thread's
     scratch; element-wise, so vectorised for any OW), then across; the bias likewise in float64."""
     cdef Py_ssize_t F = C * M, c = f // M, i, j, r, n, oh, ih, base, lo, hi, ow
@@ -446,11 +467,8 @@ cdef inline void _kernel_grad_plane_nchw(const floating* x, Py_ssize_t C, Py_ssi
             base = j * (g.dw + 1) - g.pad_left
             lo = first_valid(base, g.sw, g.out_w)
             hi = max(end_valid(base, g.sw, W, g.out_w), lo)
-            for ow in range(g.out_w):
-                columns[ow] = 0
-            n, oh = 0, 0
-            if r1 > r0:
-                n, oh = r0 // g.out_h, r0 % g.out_h
+            fill(columns, g.out_w, 0)
+            n, oh = r0 // g.out_h, r0 % g.out_h
             for r in range(r0, r1):
                 gy_row = gy + ((n * F + f) * g.out_h + oh) * g.out_w
                 ih = oh * g.sh - g.pad_top + i * (g.dh + 1)
@@ -472,16 +490,14 @@ cdef inline void _kernel_grad_plane_nchw(const floating* x, Py_ssize_t C, Py_ssi
             for ow in range(g.out_w):
                 total += columns[ow]
             pk[i * g.kw + j] = total
-    if pb != NULL:
+    fill(bias_columns, g.out_w, 0)
+    for r in range(r0, r1):
+        gy_row = gy + ((r // g.out_h * F + f) * g.out_h + r % g.out_h) * g.out_w
         for ow in range(g.out_w):
-            bias_columns[ow] = 0
-        for r in range(r0, r1):
-            gy_row = gy + ((r // g.out_h * F + f) * g.out_h + r % g.out_h) * g.out_w
-            for ow in range(g.out_w):
-                bias_columns[ow] += gy_row[ow]
-        pb[0] = 0
-        for ow in range(g.out_w):
-            pb[0] += bias_columns[ow]
+            bias_columns[ow] += gy_row[ow]
+    pb[0] = 0
+    for ow in range(g.out_w):
+        pb[0] += bias_columns[ow]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -490,35 +506,32 @@ cdef inline void _kernel_grad_plane_nchw(const floating* x, Py_ssize_t C, Py_ssi
 
 def forward_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
                  const floating[:, :, :, ::1] kernel,  # IN  (C * M, kh, kw, 1)
-                 const floating[::1] bias,             # IN  (C * M,), or (0,) for none
+                 const floating[::1] bias,             # IN  (C * M,): zeros for none
                  floating[:, :, :, ::1] y,             # OUT (N, OH, OW, C * M)
                  Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                  Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
     """y = depthwise convolution of x. Parallel over output rows (image, oh)."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef Py_ssize_t kh = kernel.shape[1], kw = kernel.shape[2], M = kernel.shape[0] // max(C, 1)
+    cdef Py_ssize_t kh = kernel.shape[1], kw = kernel.shape[2], M = kernel.shape[0] // C
     cdef Geom g = Geom(y.shape[1], y.shape[2], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
     cdef Py_ssize_t taps = kh * kw, r, t
-    if y.size == 0:
-        return
     dtype = np.float32 if floating is float else np.float64
     # The kernel as (M, kh, kw, C) and the bias as (M, C): channels contiguous for each multiplier.
-    cdef const floating[:, :, :, ::1] kt = np.ascontiguousarray(
-        np.asarray(kernel).reshape(C, M, kh, kw).transpose(1, 2, 3, 0))
-    cdef const floating[:, ::1] bt = (np.ascontiguousarray(np.asarray(bias).reshape(C, M).T) if bias.shape[0]
-                                      else np.zeros((M, C), dtype=dtype))
+    cdef const floating[:, :, :, ::1] kt = _by_multiplier(kernel, C, M, kh, kw)
+    cdef const floating[:, ::1] bt = np.ascontiguousarray(np.asarray(bias).reshape(C, M).T)
     cdef const floating[::1] pad_pixel = np.full(C, pad_value, dtype=dtype)
-    cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (kh + taps + 1 + M * taps) * sizeof(void*))
-    cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
+    cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (kh + taps + 1) * sizeof(void*))
+    # wts[m * kh * kw + t]: the C weights of tap t for multiplier m, shared by the threads.
+    cdef unsigned char[:, ::1] table = _scratch(1, M * taps * sizeof(void*))
+    cdef const floating** wts = <const floating**>&table[0, 0]
+    cdef const floating* xp = &x[0, 0, 0, 0]
     cdef const floating** rows
     cdef const floating** src
-    cdef const floating** wts
+    for t in range(M * taps):
+        wts[t] = &kt[0, 0, 0, 0] + t * C
     with nogil, parallel(num_threads=num_threads):
         rows = <const floating**>&scratch[threadid(), 0]
         src = rows + kh
-        wts = src + taps + 1
-        for t in range(M * taps):
-            wts[t] = &kt[0, 0, 0, 0] + t * C
         for r in prange(N * g.out_h, schedule="guided"):
             _forward_row_nhwc(xp, H, W, C, M, &g, r // g.out_h, r % g.out_h, wts, &bt[0, 0], &pad_pixel[0],
                               rows, src, &y[r // g.out_h, r % g.out_h, 0, 0])
@@ -526,33 +539,29 @@ def forward_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
 
 def forward_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
                  const floating[:, :, :, ::1] kernel,  # IN  (C * M, 1, kh, kw)
-                 const floating[::1] bias,             # IN  (C * M,), or (0,) for none
+                 const floating[::1] bias,             # IN  (C * M,): zeros for none
                  floating[:, :, :, ::1] y,             # OUT (N, C * M, OH, OW)
                  Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                  Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
     """y = depthwise convolution of x. Parallel over output rows (image, f, oh)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3], M = F // max(C, 1)
+    cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3], M = F // C
     cdef Geom g = Geom(y.shape[2], y.shape[3], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
     cdef Py_ssize_t r, n, f, oh
     cdef floating pad = <floating>pad_value
-    cdef bint has_bias = bias.shape[0] > 0
-    if y.size == 0:
-        return
     dtype = np.float32 if floating is float else np.float64
-    cdef const floating[::1] pad_row = np.full(max(W, 1), pad_value, dtype=dtype)
-    cdef const floating[::1] zero = np.zeros(1, dtype=dtype)
+    cdef const floating[::1] pad_row = np.full(W, pad_value, dtype=dtype)
     # Tap t = (i, j) reads column ow * sw + offs[t] of its row.
     cdef Py_ssize_t[::1] offs = np.tile(np.arange(kw, dtype=np.intp) * (dw + 1) - pad_left, kh)
     cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (kh * kw + 1) * sizeof(void*))
-    cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
+    cdef const floating* xp = &x[0, 0, 0, 0]
     cdef const floating** rows
     with nogil, parallel(num_threads=num_threads):
         rows = <const floating**>&scratch[threadid(), 0]
         for r in prange(N * F * g.out_h, schedule="guided"):
             n, f, oh = r // (F * g.out_h), (r // g.out_h) % F, r % g.out_h
             _forward_row_nchw(xp + (n * C + f // M) * H * W, H, W, &g, oh, &pad_row[0], rows)
-            _row_nchw(rows, &offs[0], &kernel[f, 0, 0, 0], sw, &bias[f] if has_bias else &zero[0],
+            _row_nchw(rows, &offs[0], &kernel[f, 0, 0, 0], sw, &bias[f],
                       W, pad, &y[n, f, oh, 0], 1, g.out_w)
 
 
@@ -564,19 +573,18 @@ def input_grad_nhwc(const floating[:, :, :, ::1] grad_y,  # IN  (N, OH, OW, C * 
     """grad_x = gradient of <y, grad_y> with respect to x, overwriting grad_x (it need not be
     zeroed). A gather: each input pixel sums what reads it. Parallel over input rows (image, ih)."""
     cdef Py_ssize_t N = grad_x.shape[0], H = grad_x.shape[1], W = grad_x.shape[2], C = grad_x.shape[3]
-    cdef Py_ssize_t kh = kernel.shape[1], kw = kernel.shape[2], M = kernel.shape[0] // max(C, 1)
+    cdef Py_ssize_t kh = kernel.shape[1], kw = kernel.shape[2], M = kernel.shape[0] // C
     cdef Geom g = Geom(grad_y.shape[1], grad_y.shape[2], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
     cdef Geom gt = _transposed(&g)
     cdef Py_ssize_t taps = M * kh * kw, r
-    if grad_x.size == 0:
+    if grad_x.size == 0:  # N = 0: the engine's backward does not return early for an empty batch
         return
-    cdef const floating[:, :, :, ::1] kt = np.ascontiguousarray(
-        np.asarray(kernel).reshape(C, M, kh, kw).transpose(1, 2, 3, 0))
+    cdef const floating[:, :, :, ::1] kt = _by_multiplier(kernel, C, M, kh, kw)
     cdef Py_ssize_t[:, ::1] row_plan = np.empty((H, 1 + 2 * kh), dtype=np.intp)
     cdef Py_ssize_t[:, ::1] col_plan = np.empty((W, 1 + 2 * kw), dtype=np.intp)
     cdef const floating[::1] zeros = np.zeros(C, dtype=np.float32 if floating is float else np.float64)
     cdef unsigned char[:, ::1] scratch = _scratch(num_threads, (2 * taps + 1) * sizeof(void*))
-    cdef const floating* gy = &grad_y[0, 0, 0, 0] if grad_y.size else NULL
+    cdef const floating* gy = &grad_y[0, 0, 0, 0]
     cdef const floating** src
     cdef const floating** wts
     with nogil:
@@ -599,10 +607,10 @@ def input_grad_nchw(const floating[:, :, :, ::1] grad_y,  # IN  (N, C * M, OH, O
     of one residue rho = iw mod sw are read by the same kernel columns j, from output columns
     ow = q + offset_j: each residue is a stride-1 sum over q, written with step sw."""
     cdef Py_ssize_t N = grad_x.shape[0], C = grad_x.shape[1], H = grad_x.shape[2], W = grad_x.shape[3]
-    cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3], M = F // max(C, 1)
+    cdef Py_ssize_t F = kernel.shape[0], kh = kernel.shape[2], kw = kernel.shape[3], M = F // C
     cdef Geom g = Geom(grad_y.shape[2], grad_y.shape[3], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
     cdef Py_ssize_t residues = min(sw, W), rho, j, k, t, r, n, c, ih
-    if grad_x.size == 0:
+    if grad_x.size == 0:  # N = 0: the engine's backward does not return early for an empty batch
         return
     cdef Py_ssize_t[:, ::1] row_plan = np.empty((H, 1 + 2 * kh), dtype=np.intp)
     # columns[rho] = [count, q_count, j0, off0, j1, off1, ...]: kernel column j reads output column
@@ -612,7 +620,7 @@ def input_grad_nchw(const floating[:, :, :, ::1] grad_y,  # IN  (N, C * M, OH, O
     cdef Py_ssize_t offs_bytes = taps * sizeof(Py_ssize_t)
     cdef unsigned char[:, ::1] scratch = _scratch(num_threads, rows_bytes + offs_bytes + taps * sizeof(double))
     cdef const floating[::1] zero = np.zeros(1, dtype=np.float32 if floating is float else np.float64)
-    cdef const floating* gy = &grad_y[0, 0, 0, 0] if grad_y.size else NULL
+    cdef const floating* gy = &grad_y[0, 0, 0, 0]
     cdef const floating** rows
     cdef Py_ssize_t* offs
     cdef floating* w
@@ -639,7 +647,7 @@ def input_grad_nchw(const floating[:, :, :, ::1] grad_y,  # IN  (N, C * M, OH, O
 def kernel_grad_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
                      const floating[:, :, :, ::1] grad_y,  # IN  (N, OH, OW, C * M)
                      floating[:, :, :, ::1] grad_kernel,   # OUT (C * M, kh, kw, 1)
-                     double[::1] grad_bias,                # OUT (C * M,), or (0,) for none
+                     double[::1] grad_bias,                # OUT (C * M,)
                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                      Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
     """grad_kernel[f, i, j] = sum over (n, oh, ow) of xp(tap (i, j) of (n, oh, ow), f // M) *
@@ -647,51 +655,39 @@ def kernel_grad_nhwc(const floating[:, :, :, ::1] x,       # IN  (N, H, W, C)
     _row_groups groups of output rows, in parallel, then added in order."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t F = grad_kernel.shape[0], kh = grad_kernel.shape[1], kw = grad_kernel.shape[2]
-    cdef Py_ssize_t M = F // max(C, 1), size = F * kh * kw
+    cdef Py_ssize_t M = F // C, size = F * kh * kw
     cdef Geom g = Geom(grad_y.shape[1], grad_y.shape[2], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
-    cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R), u, f, t
-    cdef bint has_bias = grad_bias.shape[0] > 0
+    cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R, size * sizeof(floating)), u
     cdef floating pad = <floating>pad_value
-    if size == 0:
-        return
     cdef floating[:, ::1] pk = np.empty((groups, size), dtype=np.float32 if floating is float else np.float64)
-    cdef double[:, ::1] pb = np.zeros((groups, F))
-    cdef double[::1] total = np.empty(size)
+    cdef double[:, ::1] pb = np.empty((groups, F))
+    # N = 0 (the engine's backward does not return early for an empty batch): no rows, zeros.
     cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
     cdef const floating* gy = &grad_y[0, 0, 0, 0] if grad_y.size else NULL
     with nogil:
         for u in prange(groups, schedule="dynamic", num_threads=num_threads):
             _kernel_grad_rows_nhwc(xp, H, W, C, M, &g, u * R // groups, (u + 1) * R // groups, gy, pad,
-                                   &pk[u, 0], &pb[u, 0] if has_bias else NULL)
-        # pk[u] is (M, kh, kw, C); grad_kernel is (C * M, kh, kw).
-        _sum_groups(&pk[0, 0], groups, size, &total[0])
-        for f in range(F):
-            for t in range(kh * kw):
-                (&grad_kernel[0, 0, 0, 0])[f * kh * kw + t] = <floating>total[((f % M) * kh * kw + t) * C + f // M]
-        if has_bias:
-            _sum_groups(&pb[0, 0], groups, F, &grad_bias[0])
+                                   &pk[u, 0], &pb[u, 0])
+        _sum_groups(&pk[0, 0], &pb[0, 0], groups, F, M, kh * kw, True, &grad_kernel[0, 0, 0, 0], &grad_bias[0])
 
 
 def kernel_grad_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
                      const floating[:, :, :, ::1] grad_y,  # IN  (N, C * M, OH, OW)
                      floating[:, :, :, ::1] grad_kernel,   # OUT (C * M, 1, kh, kw)
-                     double[::1] grad_bias,                # OUT (C * M,), or (0,) for none
+                     double[::1] grad_bias,                # OUT (C * M,)
                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
                      Py_ssize_t pad_top, Py_ssize_t pad_left, double pad_value, int num_threads):
     """As kernel_grad_nhwc. Parallel over (group of output rows, f)."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t F = grad_kernel.shape[0], kh = grad_kernel.shape[2], kw = grad_kernel.shape[3]
-    cdef Py_ssize_t M = F // max(C, 1), size = F * kh * kw
+    cdef Py_ssize_t M = F // C, size = F * kh * kw
     cdef Geom g = Geom(grad_y.shape[2], grad_y.shape[3], kh, kw, sh, sw, dh, dw, pad_top, pad_left)
-    cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R), item, u, f, k
-    cdef bint has_bias = grad_bias.shape[0] > 0
+    cdef Py_ssize_t R = N * g.out_h, groups = _row_groups(R, size * sizeof(floating)), item, u, f
     cdef floating pad = <floating>pad_value
-    if size == 0:
-        return
     cdef floating[:, ::1] pk = np.empty((groups, size), dtype=np.float32 if floating is float else np.float64)
-    cdef double[:, ::1] pb = np.zeros((groups, F))
-    cdef double[::1] total = np.empty(size)
+    cdef double[:, ::1] pb = np.empty((groups, F))
     cdef unsigned char[:, ::1] scratch = _scratch(num_threads, g.out_w * (sizeof(double) + sizeof(floating)))
+    # N = 0 (the engine's backward does not return early for an empty batch): no rows, zeros.
     cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
     cdef const floating* gy = &grad_y[0, 0, 0, 0] if grad_y.size else NULL
     cdef double* bias_columns
@@ -700,11 +696,7 @@ def kernel_grad_nchw(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
         for item in prange(groups * F, schedule="dynamic"):
             u, f = item // F, item % F
             _kernel_grad_plane_nchw(xp, C, H, W, M, &g, f, u * R // groups, (u + 1) * R // groups, gy, pad,
-                                    &pk[u, f * kh * kw], &pb[u, f] if has_bias else NULL,
-                                    <floating*>(bias_columns + g.out_w), bias_columns)
+                                    &pk[u, f * kh * kw], &pb[u, f], <floating*>(bias_columns + g.out_w),
+                                    bias_columns)
     with nogil:
-        _sum_groups(&pk[0, 0], groups, size, &total[0])
-        for k in range(size):
-            (&grad_kernel[0, 0, 0, 0])[k] = <floating>total[k]
-        if has_bias:
-            _sum_groups(&pb[0, 0], groups, F, &grad_bias[0])
+        _sum_groups(&pk[0, 0], &pb[0, 0], groups, F, M, kh * kw, False, &grad_kernel[0, 0, 0, 0], &grad_bias[0])

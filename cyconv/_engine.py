@@ -191,7 +191,7 @@ def _direct_forward(problem):
     nhwc = problem.layout == "NHWC"
     if is_depthwise(problem.groups, problem.channels):
         kernel = _depthwise.forward_nhwc if nhwc else _depthwise.forward_nchw
-        bias = np.empty(0, dtype=problem.dtype) if problem.bias is None else problem.bias
+        bias = np.zeros(problem.filters, dtype=problem.dtype) if problem.bias is None else problem.bias
     else:
         check_memory(f"the direct kernels' work buffers for {problem.geometry}", _direct_work(problem))
         kernel = _direct.direct_nhwc if nhwc else _direct.direct_nchw
@@ -332,7 +332,9 @@ def input_grad(problem, grad_y, bias=None):
         grad_x = np.empty(problem.input_shape, dtype=problem.dtype)
         kernel = _depthwise.input_grad_nhwc if problem.layout == "NHWC" else _depthwise.input_grad_nchw
         kernel(grad_y, problem.kernel, grad_x, *_strides_dilations_pads(g), _threads(problem))
-        return grad_x if bias is None else grad_x + (bias if problem.layout == "NHWC" else bias[:, None, None])
+        if bias is not None:
+            grad_x += bias if problem.layout == "NHWC" else bias[:, None, None]
+        return grad_x
     few_channels = problem.channels // problem.groups <= GRAD_X_PRODUCT_MAX_CHANNELS
     if (g.stride_h, g.stride_w) == (1, 1) and not (problem.algorithm == "auto" and few_channels):
         return forward(_flipped_problem(problem, grad_y, bias))

@@ -1,17 +1,17 @@
 """cyconv._depthwise (depthwise convolution: groups = C, output channel f = c * M + m reads input
 channel c) against independent references.
 
-The references below are written from the formula (a gather of every tap's input position, with
-pad_value outside the input) in float64 NumPy and share no code with the compiled kernels; one test
-ties the forward reference to tests/reference.py's direct loop. The gradients are also checked with
-central differences and the adjoint identity.
+The forward reference below is written from the formula (a gather of every tap's input position,
+with pad_value outside the input) in float64 NumPy and shares no code with the compiled kernels; one
+test ties it to tests/reference.py's direct loop. The gradients' references are tests/reference.py's
+transposed convolution and kernel-gradient loops with one group per channel; the gradients are also
+checked with central differences and the adjoint identity.
 
-Tolerances are derived, not measured: a sum of K terms computed in floating point, in any order
-(with or without fused multiply-adds), is within gamma_K * sum |terms| of the exact sum, gamma_K =
-K u / (1 - K u) (Higham). sum |terms| is the reference applied to |x|, |kernel|, |bias|, |pad_value|,
-|grad_y|. The float64 reference has its own gamma_K(2^-53) error, added to the bound. A test builds
-deliberately broken results (a dropped tap, a wrong channel, a shifted border) and shows the bound
-rejects each.
+Tolerances are derived, not measured: tests/helpers.py's error_bound, (gamma_K(u) + 2 gamma_K(2^-53))
+* sum |terms| for a sum of K terms (any order, with or without fused multiply-adds) compared with a
+float64 reference. sum |terms| is the reference applied to |x|, |kernel|, |bias|, |pad_value|,
+|grad_y|. A test builds deliberately broken results (a dropped tap, a wrong channel, a shifted
+border) and shows the bound rejects each.
 """
 import numpy as np
 import pytest
@@ -19,13 +19,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from cyconv import _depthwise
-from helpers import gamma
-from reference import conv2d_reference, finite_difference_grad, kernel_grad_reference, nchw, nhwc
-
-def bound(count, dtype):
-    """Error bound factor for a sum of `count` terms computed in dtype, compared with a float64
-    reference that summed the same terms."""
-    return gamma(count, dtype) + gamma(count)
+from helpers import LAYOUTS, UNIT_ROUNDOFF, assert_within_bound, error_bound, gamma
+from reference import (conv2d_reference, conv2d_transpose_reference, finite_difference_grad, kernel_grad_reference,
+                       nchw, nhwc)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -63,20 +59,10 @@ def forward_reference(x, kernel, bias, strides, dilations, pad_top, pad_left, ou
 
 
 def input_grad_reference(grad_y, kernel, strides, dilations, pad_top, pad_left, x_shape):
-    """d <y, grad_y> / dx: every grad_y[..., c * M + m] * kernel[c * M + m, i, j] added to the
-    input position tap (i, j) read; positions in the padding dropped."""
+    """d <y, grad_y> / dx, (N, H, W, C): reference.py's transposed convolution, one group per channel."""
     n, h, w, c = x_shape
-    out_h, out_w, f = grad_y.shape[1:]
-    kh, kw = kernel.shape[1:]
-    rows, row_in = _taps(h, out_h, kh, strides[0], dilations[0], pad_top)
-    cols, col_in = _taps(w, out_w, kw, strides[1], dilations[1], pad_left)
-    inside = row_in[:, :, None, None] & col_in[None, None, :, :]
-    k = np.asarray(kernel, dtype=np.float64).reshape(c, f // c, kh, kw)
-    gy = np.asarray(grad_y, dtype=np.float64).reshape(n, out_h, out_w, c, f // c)
-    contributions = np.einsum("nhwcm,cmij->nhiwjc", gy, k) * inside[None, ..., None]
-    grad_x = np.zeros((n, h, w, c))
-    np.add.at(grad_x, (slice(None), rows[:, :, None, None], cols[None, None, :, :]), contributions)
-    return grad_x
+    return conv2d_transpose_reference(grad_y, kernel[..., None], None, strides, dilations,
+                                      ((pad_top, 0), (pad_left, 0)), (h, w), groups=c)
 
 
 def depthwise_kernel_grad(x, grad_y, kernel_hw, strides, dilations, pad_top, pad_left, pad_value):
@@ -92,7 +78,7 @@ def depthwise_kernel_grad(x, grad_y, kernel_hw, strides, dilations, pad_top, pad
 def run_forward(p, x, kernel, bias, layout, num_threads=2):
     """y (N, OH, OW, C * M) as NHWC, computed in `layout`. Every element must be written."""
     n, (out_h, out_w), f = x.shape[0], p["out_hw"], kernel.shape[0]
-    b = np.empty(0, dtype=x.dtype) if bias is None else bias
+    b = np.zeros(kernel.shape[0], dtype=x.dtype) if bias is None else bias
     args = (*p["strides"], *p["dilations"], p["pad_top"], p["pad_left"], p["pad_value"], num_threads)
     if layout == "NHWC":
         y = np.full((n, out_h, out_w, f), np.nan, dtype=x.dtype)
@@ -115,10 +101,10 @@ def run_input_grad(p, grad_y, kernel, x_shape, layout, num_threads=2):
     return nhwc(grad_x)
 
 
-def run_kernel_grad(p, x, grad_y, kernel_hw, layout, with_bias=True, num_threads=2):
-    """(grad_kernel (C * M, kh, kw), grad_bias (C * M,) float64 or None)."""
+def run_kernel_grad(p, x, grad_y, kernel_hw, layout, num_threads=2):
+    """(grad_kernel (C * M, kh, kw), grad_bias (C * M,) float64)."""
     f = grad_y.shape[3]
-    grad_bias = np.full(f if with_bias else 0, np.nan)
+    grad_bias = np.full(f, np.nan)
     args = (*p["strides"], *p["dilations"], p["pad_top"], p["pad_left"], p["pad_value"], num_threads)
     if layout == "NHWC":
         grad_kernel = np.full((f, *kernel_hw, 1), np.nan, dtype=x.dtype)
@@ -126,7 +112,7 @@ def run_kernel_grad(p, x, grad_y, kernel_hw, layout, with_bias=True, num_threads
     else:
         grad_kernel = np.full((f, 1, *kernel_hw), np.nan, dtype=x.dtype)
         _depthwise.kernel_grad_nchw(nchw(x), nchw(grad_y), grad_kernel, grad_bias, *args)
-    return grad_kernel.reshape(f, *kernel_hw), grad_bias if with_bias else None
+    return grad_kernel.reshape(f, *kernel_hw), grad_bias
 
 
 def out_size(size, kernel, stride, dilation, before, after):
@@ -168,9 +154,6 @@ def problems(draw, dtypes=(np.float32, np.float64), max_size=6):
                         bias=draw(st.booleans()))
 
 
-LAYOUTS = ["NHWC", "NCHW"]
-
-
 def geometry(p):
     return p["strides"], p["dilations"], p["pad_top"], p["pad_left"]
 
@@ -181,12 +164,18 @@ def expected_forward(p, absolute=False):
     return forward_reference(f(p["x"]), f(p["kernel"]), bias, *geometry(p), p["out_hw"], f(p["pad_value"]))
 
 
-def forward_bound(p):
+def forward_terms(p):
+    """K of the forward's sums: kh * kw products and the bias."""
     kh, kw = p["kernel"].shape[1:]
-    return bound(kh * kw + 1, p["dtype"]) * expected_forward(p, absolute=True)
+    return kh * kw + 1
 
 
-def assert_within(actual, expected, tol):
+def check_forward(p, y):
+    assert_within_bound(y, expected_forward(p), expected_forward(p, absolute=True), forward_terms(p))
+
+
+def assert_within_tolerance(actual, expected, tol):
+    """|actual - expected| <= tol element by element: for bounds not of error_bound's form."""
     assert actual.shape == expected.shape
     excess = np.abs(actual - expected) - tol
     assert np.all(excess <= 0), f"largest excess over the bound: {excess.max()}"
@@ -201,19 +190,21 @@ def assert_within(actual, expected, tol):
 def test_forward_matches_the_formula(layout, p):
     y = run_forward(p, p["x"], p["kernel"], p["bias"], layout)
     assert y.dtype == p["dtype"]
-    assert_within(y, expected_forward(p), forward_bound(p))
+    check_forward(p, y)
 
 
 def test_the_forward_reference_agrees_with_the_direct_loop():
     """Per channel, depthwise convolution is conv2d_reference (tests/reference.py) on that channel."""
     rng = np.random.default_rng(0)
     p = make_problem(rng, 2, 6, 5, 3, 2, 3, 2, (2, 1), (1, 0), ((1, 2), (0, 1)), 0.5, np.float64)
-    y = expected_forward(p)
+    y, terms = expected_forward(p), expected_forward(p, absolute=True)
     for c in range(3):
         k = p["kernel"][2 * c:2 * c + 2, :, :, None]
         loop = conv2d_reference(p["x"][..., c:c + 1], k, p["bias"][2 * c:2 * c + 2], p["strides"], p["dilations"],
                                 ((1, 2), (0, 1)), pad_value=0.5)
-        np.testing.assert_allclose(y[..., 2 * c:2 * c + 2], loop, rtol=1e-13, atol=1e-13)
+        # Two float64 sums of the same K terms, each within gamma_K(2^-53) * sum |terms| of the exact
+        # one (and sum |terms| itself rounded): error_bound in float64.
+        assert_within_bound(y[..., 2 * c:2 * c + 2], loop, terms[..., 2 * c:2 * c + 2], forward_terms(p))
 
 
 # Wide channels and rows, so that whole blocks of LANES (32) channels / columns, the overlapping
@@ -236,7 +227,7 @@ WIDE = [
 def test_wide_problems_forward_and_gradients(shape, layout, dtype):
     n, h, w, c, m, kh, kw, strides, dilations, pads = shape
     p = make_problem(np.random.default_rng(1), n, h, w, c, m, kh, kw, strides, dilations, pads, 0.75, dtype)
-    assert_within(run_forward(p, p["x"], p["kernel"], p["bias"], layout), expected_forward(p), forward_bound(p))
+    check_forward(p, run_forward(p, p["x"], p["kernel"], p["bias"], layout))
     check_input_grad(p, layout)
     check_kernel_grad(p, layout)
 
@@ -252,7 +243,7 @@ def check_input_grad(p, layout):
     expected = input_grad_reference(gy, kernel, *geometry(p), shape)
     terms = input_grad_reference(np.abs(gy), np.abs(kernel), *geometry(p), shape)
     # Each element sums at most M * kh * kw products.
-    assert_within(grad_x, expected, bound(kernel.size // shape[3], p["dtype"]) * terms)
+    assert_within_bound(grad_x, expected, terms, kernel.size // shape[3])
 
 
 def check_kernel_grad(p, layout):
@@ -263,9 +254,9 @@ def check_kernel_grad(p, layout):
     terms = depthwise_kernel_grad(np.abs(x), np.abs(gy), kernel_hw, *geometry(p), abs(p["pad_value"]))
     count = gy.shape[0] * gy.shape[1] * gy.shape[2]
     # Partial sums in the dtype, added in float64, rounded once more to the dtype: count + 1 roundings.
-    assert_within(grad_kernel, expected, bound(count + 1, p["dtype"]) * terms)
-    assert_within(grad_bias, gy.sum(axis=(0, 1, 2), dtype=np.float64),
-                  2 * gamma(count) * np.abs(gy).sum(axis=(0, 1, 2), dtype=np.float64))
+    assert_within_bound(grad_kernel, expected, terms, count + 1)
+    assert_within_bound(grad_bias, gy.sum(axis=(0, 1, 2), dtype=np.float64),
+                        np.abs(gy).sum(axis=(0, 1, 2), dtype=np.float64), count)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -284,8 +275,10 @@ def test_kernel_grad_matches_the_formula(layout, p):
 @given(p=problems(dtypes=(np.float64,), max_size=3))
 def test_gradients_match_central_differences(layout, p):
     """The gradients of L = <y, grad_y> with respect to x, kernel and bias, by central differences
-    of the compiled forward. L is linear in each, so the differences are exact but for the rounding
-    of L: each evaluation is within gamma_K * sum |terms| (K = every product and sum in L)."""
+    of the compiled forward. L is linear in each, so the differences are exact but for two roundings:
+    of L, each evaluation within gamma_K * sum |terms| (K = every product and sum in L), and of the
+    arguments a +- h, so the step taken is 2h within 2u(|a| + h): the slope g times u(|a| + h) / h,
+    |g| at most the gradient's sum |terms|."""
     gy = p["grad_y"]
     bias = p["bias"] if p["bias"] is not None else np.zeros(gy.shape[3])
     h = 1e-3
@@ -300,15 +293,21 @@ def test_gradients_match_central_differences(layout, p):
                                                   *geometry(p), p["out_hw"], abs(p["pad_value"])))
     tol = 2 * gamma(count) * terms / (2 * h)
 
+    def step_rounding(a, abs_grad):
+        return UNIT_ROUNDOFF[np.dtype(np.float64)] * (np.abs(a) + h) / h * abs_grad
+
     grad_x = run_input_grad(p, gy, p["kernel"], p["x"].shape, layout)
     numeric_x = finite_difference_grad(lambda x: loss(x, p["kernel"], bias), p["x"], h)
-    assert_within(grad_x, numeric_x, tol)
+    abs_grad_x = input_grad_reference(np.abs(gy), np.abs(p["kernel"]), *geometry(p), p["x"].shape)
+    assert_within_tolerance(grad_x, numeric_x, tol + step_rounding(p["x"], abs_grad_x))
 
     grad_kernel, grad_bias = run_kernel_grad(p, p["x"], gy, (kh, kw), layout)
     numeric_kernel = finite_difference_grad(lambda k: loss(p["x"], k, bias), p["kernel"], h)
-    assert_within(grad_kernel, numeric_kernel, tol)
+    abs_grad_kernel = depthwise_kernel_grad(np.abs(p["x"]), np.abs(gy), (kh, kw), *geometry(p), abs(p["pad_value"]))
+    assert_within_tolerance(grad_kernel, numeric_kernel, tol + step_rounding(p["kernel"], abs_grad_kernel))
     numeric_bias = finite_difference_grad(lambda b: loss(p["x"], p["kernel"], b), bias, h)
-    assert_within(grad_bias, numeric_bias, tol)
+    abs_grad_bias = np.abs(gy).sum(axis=(0, 1, 2))
+    assert_within_tolerance(grad_bias, numeric_bias, tol + step_rounding(bias, abs_grad_bias))
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -333,7 +332,8 @@ def test_the_bound_rejects_broken_results():
     """Float32 results broken as a buggy kernel would break them fall outside the bound."""
     rng = np.random.default_rng(7)
     p = make_problem(rng, 2, 6, 7, 3, 2, 3, 3, (1, 1), (0, 0), ((1, 1), (1, 1)), 1.5, np.float32)
-    exact, tol = expected_forward(p), forward_bound(p)
+    exact = expected_forward(p)
+    tol = error_bound(expected_forward(p, absolute=True), forward_terms(p), np.float32)
     assert np.all(np.abs(run_forward(p, p["x"], p["kernel"], p["bias"], "NHWC") - exact) <= tol)
 
     dropped = p["kernel"].copy()
@@ -365,7 +365,7 @@ def test_results_do_not_depend_on_the_thread_count(layout, dtype):
     for threads in (1, 2, 3, 4):
         y = run_forward(p, p["x"], p["kernel"], p["bias"], layout, threads)
         grad_x = run_input_grad(p, p["grad_y"], p["kernel"], p["x"].shape, layout, threads)
-        grad_kernel, grad_bias = run_kernel_grad(p, p["x"], p["grad_y"], p["kernel"].shape[1:], layout, True, threads)
+        grad_kernel, grad_bias = run_kernel_grad(p, p["x"], p["grad_y"], p["kernel"].shape[1:], layout, threads)
         results.append((y, grad_x, grad_kernel, grad_bias))
     for other in results[1:]:
         for a, b in zip(results[0], other):
@@ -390,25 +390,19 @@ def test_padding_only_outputs(layout):
     p = make_problem(np.random.default_rng(6), 1, 2, 2, 3, 2, 2, 2, (1, 1), (0, 0), ((4, 4), (5, 3)), -2.0,
                      np.float32)
     y = run_forward(p, p["x"], p["kernel"], p["bias"], layout)
-    corner = -2.0 * p["kernel"].sum(axis=(1, 2)) + p["bias"]
-    np.testing.assert_allclose(y[0, 0, 0], corner, rtol=1e-5)
-    assert_within(y, expected_forward(p), forward_bound(p))
+    k, b = p["kernel"].astype(np.float64), p["bias"].astype(np.float64)
+    corner = -2.0 * k.sum(axis=(1, 2)) + b  # a worked example: kh * kw products of pad_value, and the bias
+    assert_within_bound(y[0, 0, 0], corner, 2.0 * np.abs(k).sum(axis=(1, 2)) + np.abs(b), forward_terms(p))
+    check_forward(p, y)
     check_kernel_grad(p, layout)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_empty_outputs(layout):
-    """No output rows (OH = 0) or no images: nothing reads the input, so grad_x and the kernel
-    gradient are zeros, and nothing divides by zero."""
-    rng = np.random.default_rng(9)
-    p = make_problem(rng, 2, 3, 4, 2, 2, 3, 3, (1, 1), (0, 0), ((0, 0), (1, 1)), 1.5, np.float32)
-    assert p["out_hw"][0] == 1
-    p = dict(p, out_hw=(0, p["out_hw"][1]), grad_y=np.zeros((2, 0, 4, 4), np.float32))
-    assert run_forward(p, p["x"], p["kernel"], p["bias"], layout).shape == (2, 0, 4, 4)
-    assert np.all(run_input_grad(p, p["grad_y"], p["kernel"], p["x"].shape, layout) == 0)
+def test_an_empty_batch_has_zero_kernel_gradient(layout):
+    """No images (N = 0 reaches the gradients: the engine returns early only in the forward):
+    nothing reads the input, so the kernel gradient and grad_bias are zeros."""
+    p = make_problem(np.random.default_rng(9), 0, 3, 4, 2, 2, 3, 3, (1, 1), (0, 0), ((0, 0), (1, 1)), 1.5,
+                     np.float32)
     grad_kernel, grad_bias = run_kernel_grad(p, p["x"], p["grad_y"], (3, 3), layout)
     assert np.all(grad_kernel == 0) and np.all(grad_bias == 0)
-    none = dict(p, x=p["x"][:0], grad_y=np.zeros((0, 1, 4, 4), np.float32), out_hw=(1, 4))
-    grad_kernel, grad_bias = run_kernel_grad(none, none["x"], none["grad_y"], (3, 3), layout)
-    assert np.all(grad_kernel == 0) and np.all(grad_bias == 0)
-    assert run_input_grad(none, none["grad_y"], p["kernel"], none["x"].shape, layout).shape == (0, 3, 4, 2)
+    run_input_grad(p, p["grad_y"], p["kernel"], p["x"].shape, layout)
